@@ -1,0 +1,42 @@
+# Stable entry points; see README.md.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUBMISSION ?= examples/submission
+TASKS ?= examples/tasks
+MODELS ?= examples/models
+RUN_DIR ?= runs/latest
+SANDBOX ?= auto
+GRADE_ARGS ?=
+
+.PHONY: setup models grade test test-fast image image-cpu clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+setup: $(PY)
+	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q "torch>=2.1"
+	$(PY) -m pip install -q -e '.[test]'
+
+models: setup
+	$(PY) examples/build_models.py --out $(MODELS)
+
+grade: models
+	$(VENV)/bin/grader grade $(SUBMISSION) --tasks $(TASKS) --model-dir $(MODELS) \
+	  --clip-model $(MODELS)/clip --out $(RUN_DIR) --sandbox $(SANDBOX) $(GRADE_ARGS)
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow and not docker"
+
+image:
+	bash scripts/build_image.sh gpu
+
+image-cpu:
+	bash scripts/build_image.sh cpu
+
+clean:
+	rm -rf runs build

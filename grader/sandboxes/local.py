@@ -1,0 +1,185 @@
+"""Local sandbox: a subprocess in its own session. It does NOT isolate.
+
+For machines without Docker. What it does guarantee: the command runs in a new
+session and process group with a scrubbed environment; the timeout kills the whole
+group and every process that still carries the run's token in its environment (so a
+child that called ``setsid`` or double-forked dies too); stdout and stderr are read
+through pipes and capped in memory, so a flood cannot fill the disk or the grader's
+memory. What it cannot do is listed in ``known_differences``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import psutil
+
+from grader.errors import SandboxInfraError
+from grader.sandboxes.base import ExecResult, RunningProcess, Sandbox, SandboxSpec, register
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_OOM_MARKERS = (b"MemoryError", b"OutOfMemoryError", b"CUDA out of memory", b"Cannot allocate memory")
+_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+TOKEN_VAR = "GRADER_RUN_TOKEN"
+
+
+class _CappedReader(threading.Thread):
+    """Drains a pipe, keeping the first and last ``cap // 2`` bytes."""
+
+    def __init__(self, stream, cap: int):
+        super().__init__(daemon=True)
+        self.stream, self.half = stream, max(cap // 2, 1)
+        self.head, self.tail, self.total = bytearray(), bytearray(), 0
+
+    def run(self) -> None:
+        while chunk := self.stream.read1(65536) if hasattr(self.stream, "read1") else self.stream.read(65536):
+            self.total += len(chunk)
+            room = self.half - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self.tail += chunk
+                if len(self.tail) > self.half:
+                    del self.tail[: len(self.tail) - self.half]
+        self.stream.close()
+
+    def result(self) -> tuple[bytes, bool]:
+        truncated = self.total > len(self.head) + len(self.tail)
+        middle = b"\n...[output truncated by the grader]...\n" if truncated else b""
+        return bytes(self.head) + middle + bytes(self.tail), truncated
+
+
+def kill_by_token(token: str) -> int:
+    """SIGKILL every process whose environment carries ``token``; return how many."""
+    killed = 0
+    needle = f"{TOKEN_VAR}={token}"
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            with open(f"/proc/{proc.pid}/environ", "rb") as fh:
+                env = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if needle.encode() in env:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed
+
+
+class LocalProcess(RunningProcess):
+    def __init__(self, popen: subprocess.Popen, token: str, cap: int):
+        self.popen, self.token = popen, token
+        self.started = time.monotonic()
+        self.out = _CappedReader(popen.stdout, cap)
+        self.err = _CappedReader(popen.stderr, cap)
+        self.out.start()
+        self.err.start()
+        self._killed = False
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        self._killed = True
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for _ in range(3):
+            if not kill_by_token(self.token):
+                break
+            time.sleep(0.05)
+
+    def wait(self, timeout: float) -> ExecResult:
+        timed_out = False
+        try:
+            self.popen.wait(timeout=max(timeout, 0))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        # Always sweep: the main process may have exited while its children live on.
+        self.kill()
+        self.popen.wait()
+        self.out.join(5)
+        self.err.join(5)
+        stdout, out_trunc = self.out.result()
+        stderr, err_trunc = self.err.result()
+        rc = self.popen.returncode
+        signum = -rc if rc is not None and rc < 0 else None
+        oom = not timed_out and (
+            any(m in stderr for m in _OOM_MARKERS) or (signum == signal.SIGKILL and not self._killed)
+        )
+        return ExecResult(
+            returncode=rc, stdout=stdout, stderr=stderr, duration=time.monotonic() - self.started,
+            timed_out=timed_out, oom=oom, killed_by_signal=signum,
+            stdout_truncated=out_trunc, stderr_truncated=err_trunc,
+        )
+
+
+@register("local")
+class LocalSandbox(Sandbox):
+    isolated = False
+    known_differences = (
+        "network_isolation",      # the process shares the host network
+        "readonly_root",          # the host filesystem is writable where the user can write
+        "non_root_uid",           # runs as the grader's own user
+        "hidden_host_files",      # GT code and results are readable if the user can read them
+        "pids_limit",             # RLIMIT_NPROC counts all the user's processes, so it is not set
+        "container_kill",         # there is no daemon-side container to kill
+    )
+
+    def __init__(self, spec: SandboxSpec):
+        super().__init__(spec)
+        self.python = sys.executable
+
+    def path(self, mount: str) -> str:
+        return str(self.spec.mounts[mount].host_path.resolve())
+
+    def _env(self, token: str) -> dict[str, str]:
+        work = self.path("work")
+        env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
+        env.update({
+            "HOME": work, "TMPDIR": str(Path(work) / "tmp"), "PYTHONPATH": str(_PROJECT_ROOT),
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DIFFUSERS_OFFLINE": "1",
+            TOKEN_VAR: token,
+        })
+        if self.spec.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.spec.gpu
+        elif "CUDA_VISIBLE_DEVICES" in os.environ:
+            env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+        env.update(self.spec.env)
+        return env
+
+    def start(self, argv: Sequence[str]) -> LocalProcess:
+        token = uuid.uuid4().hex
+        env = self._env(token)
+        Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
+        limits = self.spec.limits
+
+        def preexec() -> None:
+            if limits.memory_bytes:
+                resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        argv = [self.python if a == "{python}" else a for a in argv]
+        try:
+            popen = subprocess.Popen(
+                argv, cwd=self.path("work"), env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                preexec_fn=preexec, close_fds=True,
+            )
+        except OSError as exc:
+            raise SandboxInfraError(f"cannot start {argv[0]!r}: {exc}") from exc
+        return LocalProcess(popen, token, limits.output_bytes)

@@ -1,0 +1,187 @@
+"""The worker: imports one untrusted module and generates batches on request.
+
+It is the only process that executes agent (or GT) code. It knows nothing of
+timing decisions, other variants, reference images or scores: the supervisor sends
+``batch`` requests (prompts, seed, steps), the worker writes each image as a
+``.npy`` array into the folder it is told and answers. The supervisor's clock is the
+trusted one; the worker's own synchronize-bracketed time is only a cross-check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from sandbox.protocol import Channel, ChannelClosed
+
+CONFIG_FILE = "worker_config.json"
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in ("torch", "diffusers", "transformers"):
+        try:
+            out[name] = __import__(name).__version__
+        except Exception:  # noqa: BLE001 - a broken install is reported, not fatal here
+            out[name] = None
+    return out
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _error(kind: str, exc: BaseException) -> dict:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {"type": "error", "kind": kind, "message": f"{type(exc).__name__}: {exc}"[:4000], "traceback": tb[-8000:]}
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _to_array(image, index: int):
+    import numpy as np
+
+    if hasattr(image, "convert") and hasattr(image, "size"):
+        array = np.asarray(image.convert("RGB"))
+    elif isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        array = image
+    else:
+        raise TypeError(f"image {index} is {type(image).__name__}; expected a PIL image or a HxWx3 uint8 array")
+    return np.ascontiguousarray(array)
+
+
+class Worker:
+    def __init__(self, work: Path, channel: Channel):
+        self.work, self.channel = work, channel
+        self.config = json.loads((work / CONFIG_FILE).read_text())
+        self.device = self.config["device"]
+        self.pipe = None
+        self.inference = None
+        self.accepts: set[str] = set()
+
+    def load(self) -> bool:
+        import torch  # noqa: F401 - imported before the module so its import time is not charged to it
+
+        t0 = time.perf_counter()
+        try:
+            spec = importlib.util.spec_from_file_location("submission_module", self.config["module_path"])
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["submission_module"] = module
+            spec.loader.exec_module(module)
+        except BaseException as exc:  # noqa: BLE001 - untrusted import may raise anything
+            self.channel.send(_error("oom" if _is_oom(exc) else "import_error", exc))
+            return False
+        t1 = time.perf_counter()
+        if not callable(getattr(module, "load_pipeline", None)):
+            self.channel.send({"type": "error", "kind": "contract", "message": "module has no callable load_pipeline()", "traceback": ""})
+            return False
+        try:
+            self.pipe = module.load_pipeline()
+            _sync(self.device)
+        except BaseException as exc:  # noqa: BLE001
+            self.channel.send(_error("oom" if _is_oom(exc) else "load_error", exc))
+            return False
+        t2 = time.perf_counter()
+        self.inference = getattr(module, "inference", None)
+        if self.inference is not None and not callable(self.inference):
+            self.inference = None
+        if self.inference is not None:
+            try:
+                params = inspect.signature(self.inference).parameters
+                has_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+                self.accepts = {n for n in ("generator", "num_inference_steps") if n in params or has_kwargs}
+            except (TypeError, ValueError):
+                self.accepts = set()
+        elif not callable(self.pipe):
+            self.channel.send({"type": "error", "kind": "contract", "message": "load_pipeline() returned a non-callable and the module has no inference()", "traceback": ""})
+            return False
+        self.channel.send({
+            "type": "ready", "import_seconds": t1 - t0, "load_seconds": t2 - t1,
+            "has_inference": self.inference is not None, "passes": sorted(self.accepts),
+        })
+        return True
+
+    def generate(self, request: dict) -> dict:
+        import numpy as np
+        import torch
+
+        prompts, seed, steps = request["prompts"], request["seed"], request["steps"]
+        gen_device = self.device if self.device.startswith("cuda") else "cpu"
+        generators = [torch.Generator(device=gen_device).manual_seed(seed + k) for k in range(len(prompts))]
+        _sync(self.device)
+        t0 = time.perf_counter()
+        if self.inference is not None:
+            kwargs = {}
+            if "generator" in self.accepts:
+                kwargs["generator"] = generators
+            if "num_inference_steps" in self.accepts:
+                kwargs["num_inference_steps"] = steps
+            images = self.inference(self.pipe, list(prompts), **kwargs)
+        else:
+            images = self.pipe(prompt=list(prompts), num_inference_steps=steps, generator=generators).images
+        _sync(self.device)
+        worker_seconds = time.perf_counter() - t0
+        images = list(images)
+        out_dir = self.work / request["out"]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = []
+        for k, image in enumerate(images):
+            name = f"{k:03d}.npy"
+            np.save(out_dir / name, _to_array(image, k), allow_pickle=False)
+            files.append(name)
+        return {"type": "batch_done", "index": request["index"], "n_images": len(images),
+                "worker_seconds": worker_seconds, "files": files}
+
+    def serve(self) -> int:
+        while True:
+            request = self.channel.recv()
+            if request is None or request.get("op") == "stop":
+                self.channel.send({"type": "bye"})
+                return 0
+            if request.get("op") != "batch":
+                self.channel.send({"type": "error", "kind": "protocol", "message": f"unknown op {request.get('op')!r}", "traceback": ""})
+                return 4
+            try:
+                self.channel.send(self.generate(request))
+            except BaseException as exc:  # noqa: BLE001
+                self.channel.send(_error("oom" if _is_oom(exc) else "runtime_error", exc))
+                return 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="grader worker (runs inside the sandbox)")
+    parser.add_argument("--work", required=True, type=Path)
+    args = parser.parse_args(argv)
+    # Whatever the module prints goes to stderr; stdout is not part of the protocol.
+    os.dup2(2, 1)
+    channel = Channel.connect(args.work / "proto")
+    channel.send({"type": "hello", "pid": os.getpid(), "versions": _versions()})
+    worker = Worker(args.work, channel)
+    try:
+        if not worker.load():
+            return 3
+        return worker.serve()
+    except ChannelClosed:
+        return 5
+    finally:
+        channel.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
