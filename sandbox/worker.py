@@ -71,6 +71,8 @@ class Worker:
         self.work, self.channel = work, channel
         self.config = json.loads((work / CONFIG_FILE).read_text())
         self.device = self.config["device"]
+        os.environ["GRADER_MODEL_DIR"] = self.config["model_dir"]
+        os.environ["GRADER_DEVICE"] = self.device
         self.pipe = None
         self.inference = None
         self.accepts: set[str] = set()

@@ -1,0 +1,102 @@
+"""``grader grade`` and ``grader validate`` (a pre-flight on the same code path)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from grader.config import GradeConfig, QualityConfig, TimingConfig
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("submission", type=Path, help="folder with <id>_baseline.py, <id>_experiment.py, <id>_metrics.json")
+    parser.add_argument("--tasks", type=Path, required=True, help="task set folder (config_data/, gt_code/)")
+    parser.add_argument("--only", default="", help="comma-separated prompt_ids to grade")
+
+
+def register(sub) -> None:
+    grade = sub.add_parser("grade", help="run and score a submission")
+    add_common(grade)
+    grade.add_argument("--model-dir", type=Path, required=True, help="a diffusers folder, or a folder of them named by model (SD1.5/, SDXL/)")
+    grade.add_argument("--out", type=Path, required=True, help="run folder for report.json, report.md and per-task results")
+    grade.add_argument("--sandbox", default="auto", choices=["auto", "local", "docker"])
+    grade.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    grade.add_argument("--gpus", default="", help="comma-separated GPU indices to pin runs to")
+    grade.add_argument("--clip-model", type=Path, default=None, help="local CLIP folder for CLIP score")
+    grade.add_argument("--prompts", type=Path, default=None, help="prompt pool file (one per line); default: the shipped pool")
+    grade.add_argument("--run-id", default=None)
+    grade.add_argument("--seed", type=int, default=None, help="run seed (default: random, recorded in the report)")
+    grade.add_argument("--batch-size", type=int, default=TimingConfig.batch_size)
+    grade.add_argument("--warmup-batches", type=int, default=TimingConfig.warmup_batches)
+    grade.add_argument("--min-batches", type=int, default=TimingConfig.min_batches)
+    grade.add_argument("--max-batches", type=int, default=TimingConfig.max_batches)
+    grade.add_argument("--max-images", type=int, default=None)
+    grade.add_argument("--quality-batches", type=int, default=TimingConfig.quality_batches)
+    grade.add_argument("--target-ci", type=float, default=TimingConfig.target_rel_ci, help="stop when the 95%% CI half-width of the median is within this fraction")
+    grade.add_argument("--budget", type=float, default=TimingConfig.budget_seconds, help="timed seconds per variant before stopping anyway")
+    grade.add_argument("--variant-timeout", type=float, default=1800.0)
+    grade.add_argument("--clip-tolerance", type=float, default=QualityConfig.clip_tolerance)
+    grade.add_argument("--ssim-tolerance", type=float, default=QualityConfig.ssim_tolerance)
+    grade.add_argument("--psnr-tolerance", type=float, default=None)
+    grade.set_defaults(func=run_grade)
+
+    validate = sub.add_parser("validate", help="pre-flight: check a submission's files and metrics without running them")
+    add_common(validate)
+    validate.set_defaults(func=run_validate)
+
+
+def choose_sandbox(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    from grader.sandboxes import provider
+
+    try:
+        docker = provider("docker")
+        if getattr(docker, "available", lambda: False)():
+            print("grader: Docker engine found: grading in isolated containers (--sandbox docker)")
+            return "docker"
+    except Exception:  # noqa: BLE001 - any failure to reach docker means: use local
+        pass
+    print("grader: no usable Docker engine: grading with --sandbox local, which does NOT isolate submissions")
+    return "local"
+
+
+def config_from_args(args) -> GradeConfig:
+    timing = TimingConfig(
+        batch_size=args.batch_size, warmup_batches=args.warmup_batches, min_batches=args.min_batches,
+        max_batches=args.max_batches, max_images=args.max_images, target_rel_ci=args.target_ci,
+        budget_seconds=args.budget, quality_batches=args.quality_batches,
+    )
+    quality = QualityConfig(clip_model=args.clip_model, clip_tolerance=args.clip_tolerance,
+                            ssim_tolerance=args.ssim_tolerance, psnr_tolerance_db=args.psnr_tolerance)
+    return GradeConfig(
+        submission=args.submission, tasks=args.tasks, model_dir=args.model_dir, out=args.out,
+        sandbox=choose_sandbox(args.sandbox), device=args.device,
+        gpus=tuple(g for g in args.gpus.split(",") if g), only=frozenset(i for i in args.only.split(",") if i),
+        run_id=args.run_id, prompts_file=args.prompts, seed=args.seed, variant_timeout=args.variant_timeout,
+        script_timeout=args.variant_timeout, timing=timing, quality=quality,
+    )
+
+
+def run_grade(args) -> int:
+    from grader import report, runner
+
+    cfg = config_from_args(args)
+    doc = runner.grade(cfg)
+    print()
+    print(report.table(doc))
+    print(f"\nreport: {Path(cfg.out) / 'report.json'} and report.md")
+    return 0
+
+
+def run_validate(args) -> int:
+    from grader.validate import validate_submission
+
+    problems = validate_submission(args.submission, args.tasks, set(i for i in args.only.split(",") if i) or None)
+    width = shutil.get_terminal_size((100, 20)).columns
+    for prompt_id, status, message in problems:
+        print(f"{prompt_id:>8}  {status:<16} {message}"[:width])
+    bad = [p for p in problems if p[1] != "ok"]
+    print(f"\n{len(problems) - len(bad)}/{len(problems)} tasks ready")
+    return 1 if bad else 0

@@ -1,0 +1,74 @@
+"""Finding a task's files in a submission folder, without trusting the folder.
+
+A missing file is an outcome (status ``missing``), not a crash. Files are only
+accepted when they are regular files that resolve inside the submission folder, so a
+symlink cannot point the grader at GT code or at another task's files. Whether an
+experiment is a module or a script is decided by reading its syntax tree: the
+grader never imports agent code.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import schemas
+from grader.manifest import TaskEntry
+
+
+@dataclass(frozen=True)
+class SubmissionFiles:
+    baseline: Path | None
+    experiment: Path | None
+    metrics: Path | None
+    problems: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+
+def _accept(root: Path, name: str, role: str, problems: list[str]) -> Path | None:
+    path = root / name
+    if not path.exists() and not path.is_symlink():
+        problems.append(f"{role} file {name} is missing")
+        return None
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()) or not resolved.is_file():
+        problems.append(f"{role} file {name} is not a regular file inside the submission folder")
+        return None
+    return resolved
+
+
+def find(root: Path, task: TaskEntry) -> SubmissionFiles:
+    problems: list[str] = []
+    baseline = _accept(root, task.baseline_name, "baseline", problems)
+    experiment = _accept(root, task.experiment_name, "experiment", problems)
+    metrics = _accept(root, task.metrics_name, "metrics", problems)
+    return SubmissionFiles(baseline, experiment, metrics, tuple(problems))
+
+
+def load_metrics(path: Path) -> dict:
+    """The agent's metrics, validated against ``schemas/metrics.schema.json``."""
+    return schemas.load_json(path, "metrics.schema.json")
+
+
+def is_module(path: Path) -> bool:
+    """True when the file defines ``load_pipeline`` at top level (module mode).
+
+    A file that does not parse counts as a module: the worker will then report the
+    syntax error as an import error with its traceback.
+    """
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"), filename=str(path))
+    except SyntaxError:
+        return True
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "load_pipeline":
+            return True
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "load_pipeline" for t in node.targets):
+            return True
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == "load_pipeline" for a in node.names):
+            return True
+    return False

@@ -1,0 +1,274 @@
+"""The supervisor: runs one variant (baseline, experiment or GT) in a fresh sandboxed
+worker and times it with the grader's own clock.
+
+Protocol (DESIGN section 4): start the worker, wait for ``hello`` and ``ready``
+(process start, import and model load are timed separately and never count as
+inference), send the warm-up batches, then timed batches until the median's 95%
+interval is tight enough or a budget runs out. A batch's time runs from the moment
+the request is written to the moment the worker's answer is read, and the answer
+only counts once every image it names exists and has the right count and shape: work
+cannot be deferred past the clock without losing the images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grader import schemas
+from grader.errors import (
+    ProtocolViolation, SchemaViolation, WorkerCrashed, WorkerError, WorkerOOM, WorkerTimeout,
+)
+from grader.config import TimingConfig
+from grader.prompts import Batch, Schedule
+from grader.sandboxes import ExecResult, Limits, Mount, RunningProcess, SandboxSpec, get
+from grader.timing import BatchTime, TimingStats, converged, summarize
+from sandbox.protocol import Channel, ChannelClosed
+from sandbox.worker import CONFIG_FILE
+
+MAX_IMAGE_FILE = 64 << 20
+_POLL = 0.2
+_ERROR_KINDS = {"oom": WorkerOOM}
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """What to run: one module file against one model folder."""
+
+    name: str
+    module_path: Path
+    model_dir: Path
+    steps: int
+    device: str
+    sandbox: str
+    gpu: str | None = None
+    timeout: float = 1800.0
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class VariantRun:
+    name: str
+    status: str = "ok"
+    message: str = ""
+    stderr_tail: str = ""
+    flags: list[str] = field(default_factory=list)
+    batches: list[BatchTime] = field(default_factory=list)
+    timing: TimingStats | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    image_dir: Path | None = None
+    image_shape: tuple[int, int] | None = None
+    digests: dict[str, list[str]] = field(default_factory=dict)
+    has_inference: bool | None = None
+    passes: list[str] = field(default_factory=list)
+    versions: dict = field(default_factory=dict)
+    retries: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "status": self.status, "message": self.message,
+            "stderr_tail": self.stderr_tail, "flags": sorted(set(self.flags)),
+            "timing": self.timing.to_dict() if self.timing else None,
+            "batches": [b.__dict__ for b in self.batches],
+            "phases": self.phases, "image_shape": list(self.image_shape) if self.image_shape else None,
+            "has_inference": self.has_inference, "passes": self.passes, "versions": self.versions,
+            "retries": self.retries,
+        }
+
+
+class _Session:
+    """One worker process and its channel, with a wall-clock deadline."""
+
+    def __init__(self, proc: RunningProcess, channel: Channel, deadline: float):
+        self.proc, self.channel, self.deadline = proc, channel, deadline
+
+    def request(self, message: dict) -> None:
+        self.channel.send(message)
+
+    def expect(self, kinds: set[str], timeout: float, what: str) -> dict:
+        end = min(time.monotonic() + timeout, self.deadline)
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise WorkerTimeout(f"no answer within {timeout:.0f}s while {what}")
+            try:
+                message = self.channel.recv(min(remaining, _POLL))
+                if message is None and self.proc.poll() is not None:
+                    message = self.channel.recv(0.05)
+                    if message is None:
+                        raise WorkerCrashed(f"worker exited with code {self.proc.poll()} while {what}")
+            except ChannelClosed as exc:
+                raise ProtocolViolation(f"worker broke the protocol while {what}: {exc}", flags=("protocol_violation",)) from exc
+            if message is None:
+                continue
+            try:
+                schemas.validate("run_result.schema.json", message, source=f"worker message while {what}")
+            except SchemaViolation as exc:
+                raise ProtocolViolation(str(exc), flags=("protocol_violation",)) from exc
+            if message["type"] == "error":
+                cls = _ERROR_KINDS.get(message["kind"], WorkerCrashed)
+                detail = message["traceback"] or message["message"]
+                raise cls(f"{message['kind']} while {what}: {message['message']}", stderr_tail=detail[-4000:])
+            if message["type"] not in kinds:
+                raise ProtocolViolation(f"unexpected {message['type']!r} while {what}", flags=("protocol_violation",))
+            return message
+
+
+def _prepare_dirs(root: Path, module_path: Path) -> tuple[Path, Path]:
+    if root.exists():
+        shutil.rmtree(root)
+    work, code = root / "work", root / "code"
+    for folder in (work, code, work / "tmp", work / "out"):
+        folder.mkdir(parents=True)
+    shutil.copyfile(module_path, code / module_path.name)
+    for folder in (root, work, work / "tmp", work / "out"):
+        os.chmod(folder, 0o777)
+    os.chmod(code, 0o755)
+    os.chmod(code / module_path.name, 0o644)
+    return work, code
+
+
+def _load_images(folder: Path, files: list[str], expected: int) -> list[np.ndarray]:
+    if len(files) != expected:
+        raise WorkerCrashed(f"batch returned {len(files)} images for {expected} prompts", flags=("wrong_image_count",))
+    arrays = []
+    for name in files:
+        path = folder / name
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_IMAGE_FILE:
+                raise ValueError("missing, not a regular file, or too large")
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise WorkerCrashed(f"image {name}: unreadable: {exc}", flags=("bad_image",)) from exc
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+            raise WorkerCrashed(f"image {name}: expected HxWx3 uint8, got {array.dtype} {array.shape}", flags=("bad_image",))
+        arrays.append(array)
+    if len({a.shape for a in arrays}) > 1:
+        raise WorkerCrashed("images in one batch have different sizes", flags=("wrong_image_size",))
+    return arrays
+
+
+def run_variant(spec: VariantSpec, schedule: Schedule, timing: TimingConfig, root: Path) -> VariantRun:
+    """Run and time one variant; never raises for anything the worker does."""
+    run = VariantRun(spec.name)
+    work, code = _prepare_dirs(root, spec.module_path)
+    sandbox = get(spec.sandbox, SandboxSpec(
+        mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(spec.model_dir)},
+        env={"GRADER_DEVICE": spec.device},
+        limits=Limits(),
+        gpu=spec.gpu,
+        labels=dict(spec.labels),
+    ))
+    config = {
+        "module_path": f"{sandbox.path('code')}/{spec.module_path.name}",
+        "device": spec.device,
+        "model_dir": sandbox.path("model"),
+    }
+    (work / CONFIG_FILE).write_text(json.dumps(config))
+    channel = Channel.create(work / "proto")
+    os.chmod(work / "proto", 0o777)
+    started = time.monotonic()
+    proc = None
+    result: ExecResult | None = None
+    try:
+        proc = sandbox.start(["{python}", "-m", "sandbox.worker", "--work", sandbox.path("work")])
+        session = _Session(proc, channel, started + spec.timeout)
+        hello = session.expect({"hello"}, timing.load_timeout, "starting the worker")
+        run.versions = hello["versions"]
+        t_hello = time.monotonic()
+        ready = session.expect({"ready"}, timing.load_timeout, "importing the module and loading the pipeline")
+        t_ready = time.monotonic()
+        run.has_inference, run.passes = ready["has_inference"], ready["passes"]
+        run.phases.update(process_start=t_hello - started, load=t_ready - t_hello,
+                          worker_import=ready["import_seconds"], worker_load=ready["load_seconds"])
+        t0 = time.monotonic()
+        for i in range(timing.warmup_batches):
+            _run_batch(session, schedule.warmup(i), spec, timing, work, run, keep=None)
+        run.phases["warmup"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        images_dir = root / "images"
+        index = 0
+        while True:
+            if index >= timing.max_batches or schedule.timed_size(index) == 0:
+                break
+            if index >= timing.min_batches and (
+                converged(run.batches, timing.target_rel_ci) or time.monotonic() - t0 >= timing.budget_seconds
+            ):
+                break
+            keep = images_dir if index < timing.quality_batches else None
+            _run_batch(session, schedule.timed(index), spec, timing, work, run, keep=keep)
+            index += 1
+        run.phases["timed"] = time.monotonic() - t0
+        run.image_dir = images_dir
+        run.timing = summarize(run.batches, schedule.batch_size)
+        t0 = time.monotonic()
+        session.request({"op": "stop"})
+        try:
+            session.expect({"bye"}, 30, "stopping")
+        except WorkerError:
+            run.flags.append("unclean_exit")
+        run.phases["teardown"] = time.monotonic() - t0
+    except WorkerError as exc:
+        run.status, run.message = exc.status, str(exc)
+        run.flags.extend(exc.flags)
+        run.stderr_tail = exc.stderr_tail
+    finally:
+        if proc is not None:
+            result = proc.wait(2.0 if run.status == "ok" else 0.5)
+        channel.close()
+        sandbox.close()
+    if result is not None:
+        run.retries = result.retries
+        tail = result.stderr_tail()
+        run.stderr_tail = (run.stderr_tail + "\n--- stderr ---\n" + tail).strip() if tail else run.stderr_tail
+        if run.status != "ok" or result.oom:
+            if result.oom:
+                run.status = "oom"
+                run.message = run.message or "out of memory"
+            elif result.timed_out and run.status == "ok":
+                run.status = "timeout"
+        if result.stdout_truncated or result.stderr_truncated:
+            run.flags.append("output_truncated")
+    run.phases["total"] = time.monotonic() - started
+    return run
+
+
+def _run_batch(session: _Session, batch: Batch, spec: VariantSpec, timing: TimingConfig, work: Path,
+               run: VariantRun, keep: Path | None) -> None:
+    out_rel = f"out/{batch.label}"
+    request = {"op": "batch", "index": batch.index, "prompts": list(batch.prompts), "seed": batch.seed,
+               "steps": spec.steps, "out": out_rel}
+    what = f"generating {'warm-up' if batch.warmup else 'timed'} batch {batch.index}"
+    t0 = time.perf_counter()
+    session.request(request)
+    answer = session.expect({"batch_done"}, timing.batch_timeout, what)
+    seconds = time.perf_counter() - t0
+    if answer["index"] != batch.index:
+        raise ProtocolViolation(f"answer for batch {answer['index']} while waiting for {batch.index}", flags=("protocol_violation",))
+    folder = work / out_rel
+    arrays = _load_images(folder, answer["files"], len(batch.prompts))
+    shape = arrays[0].shape[:2]
+    if run.image_shape is None:
+        run.image_shape = shape
+    elif run.image_shape != shape:
+        raise WorkerCrashed(f"image size changed from {run.image_shape} to {shape}", flags=("wrong_image_size",))
+    run.digests[batch.label] = [hashlib.sha1(a.tobytes()).hexdigest() for a in arrays]
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), keep / batch.label)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    if batch.warmup:
+        return
+    worker = answer["worker_seconds"]
+    run.batches.append(BatchTime(batch.index, len(arrays), seconds, worker))
+    if worker > seconds * 1.02 + 0.01 or worker < seconds * (1 - timing.timer_tolerance) - 0.05:
+        if "timer_mismatch" not in run.flags:
+            run.flags.append("timer_mismatch")
