@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Build a sandbox image, only when its inputs changed.
+#
+#   scripts/build_image.sh cpu   # offline: debootstrap base + host-made wheelhouse (CI, CPU users)
+#   scripts/build_image.sh gpu   # Dockerfile.gpu on a public CUDA + PyTorch base (GPU hosts)
+#
+# Images are tagged  $REPO:<variant>-<hash>  (hash of the Dockerfile, the requirements, sandbox/
+# and the base) plus the stable alias  $REPO:<variant>  that the docker provider uses. When the
+# hashed tag exists already the script only re-points the alias: a warm run takes well under a
+# second. Caches (debootstrap rootfs tarball, wheelhouse, build context) live in build/docker/.
+#
+# Environment: GRADER_IMAGE_REPO (default sd-grader-sandbox), GRADER_BUILD_DIR (build/docker),
+# PYTHON (the interpreter that runs `pip download`; default .venv/bin/python, else python3),
+# PIP_DOWNLOAD_ARGS (extra `pip download` arguments, e.g. an index for torch's +cpu build),
+# DEBIAN_MIRROR (debootstrap mirror), BASE_IMAGE (gpu: the CUDA + PyTorch base),
+# GRADER_WHEELHOUSE (gpu: a folder of wheels for an offline build), FORCE=1 (rebuild anyway).
+set -euo pipefail
+variant=${1:-}
+case "$variant" in cpu|gpu) ;; *) echo "usage: $0 cpu|gpu" >&2; exit 2 ;; esac
+cd "$(dirname "$0")/.."
+
+REPO=${GRADER_IMAGE_REPO:-sd-grader-sandbox}
+BUILD_DIR=${GRADER_BUILD_DIR:-build/docker}
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+export DOCKER_BUILDKIT=0   # the classic builder: no buildx plugin needed, RUN honours --network none
+
+log() { echo "build_image[$variant]: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+command -v docker >/dev/null || die "no docker client; install the engine (apt-get install docker.io) or run scripts/ci_docker.sh"
+docker info >/dev/null 2>&1 || die "the Docker daemon does not answer; start it (scripts/ci_docker.sh does) and check your access to /var/run/docker.sock"
+mkdir -p "$BUILD_DIR"
+exec 9>"$BUILD_DIR/.lock-$variant"
+flock 9   # two builds of one variant at once would race on the caches
+
+t0=$(date +%s)
+sbx_hash=$("$PYTHON" docker/inputs_hash.py sandbox)
+
+# Copy sandbox/ (sources only) into a build context.
+copy_sandbox() {
+  tar -C . --exclude=__pycache__ --exclude='*.pyc' -cf - sandbox | tar -C "$1" -xf -
+}
+
+# Keep only the newest hashed tag of this variant (old ones are unreferenced layers on disk).
+prune_old() {
+  local keep=$1 tag
+  for tag in $(docker image ls "$REPO" --format '{{.Repository}}:{{.Tag}}' | grep -E ":$variant-[0-9a-f]+$" || true); do
+    [ "$tag" = "$keep" ] || docker image rm "$tag" >/dev/null 2>&1 || true
+  done
+}
+
+finish() {  # image tag
+  docker tag "$1" "$REPO:$variant"
+  local id
+  id=$(docker image inspect --format '{{.Id}}' "$1")
+  log "$REPO:$variant -> $1 ($id) in $(( $(date +%s) - t0 ))s"
+}
+
+if [ "$variant" = cpu ]; then
+  SUITE=bookworm
+  INCLUDE=python3,python3-venv
+  MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+  base_key=$(printf '%s\n' "$SUITE" minbase "$INCLUDE" "$(uname -m)" | sha256sum | cut -c1-12)
+  BASE=sd-grader-base:$SUITE-$base_key
+  key=$("$PYTHON" docker/inputs_hash.py inputs docker/Dockerfile.cpu docker/requirements.txt \
+        docker/requirements-cpu.txt sandbox --extra "$BASE" | cut -c1-16)
+  IMAGE=$REPO:cpu-$key
+  if [ "${FORCE:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    finish "$IMAGE"; log "up to date"; exit 0
+  fi
+
+  # 1. Base image: debootstrap minbase with python3 + venv, imported (no registry needed).
+  if ! docker image inspect "$BASE" >/dev/null 2>&1; then
+    rootfs=$BUILD_DIR/rootfs-$SUITE-$base_key.tar
+    if [ ! -s "$rootfs" ]; then
+      command -v debootstrap >/dev/null || die "debootstrap missing: apt-get install debootstrap"
+      [ "$(id -u)" = 0 ] || die "debootstrap needs root: run this once with sudo"
+      log "debootstrap $SUITE minbase ($INCLUDE) from $MIRROR"
+      tmp=$(mktemp -d "$BUILD_DIR/rootfs.XXXXXX")
+      if ! debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$tmp/root" "$MIRROR" >"$tmp/log" 2>&1; then
+        tail -n 30 "$tmp/log" >&2; rm -rf "$tmp"; die "debootstrap failed"
+      fi
+      rm -rf "$tmp/root"/var/cache/apt/archives/*.deb "$tmp/root"/var/lib/apt/lists/* "$tmp/root"/var/log/*.log
+      tar -C "$tmp/root" --numeric-owner -cf "$tmp/rootfs.tar" .
+      mv "$tmp/rootfs.tar" "$rootfs"
+      rm -rf "$tmp"
+    fi
+    log "importing $BASE"
+    docker import --change 'CMD ["/bin/bash"]' "$rootfs" "$BASE" >/dev/null
+  fi
+
+  # 2. Wheelhouse, made on the host (the build itself runs without network).
+  req_key=$("$PYTHON" docker/inputs_hash.py inputs docker/requirements.txt docker/requirements-cpu.txt \
+            --extra "$(uname -m)" | cut -c1-12)
+  WH=$BUILD_DIR/wheelhouse-cpu-$req_key
+  if [ ! -f "$WH/.complete" ]; then
+    log "pip download -> $WH"
+    rm -rf "$WH.tmp"; mkdir -p "$WH.tmp"
+    # pip does not expand --platform to older manylinux tags: list every tag bookworm's glibc
+    # (2.36) runs, so the wheelhouse fits the image whatever Python the host has.
+    plat=()
+    for m in $(seq 36 -1 5); do plat+=(--platform "manylinux_2_${m}_$(uname -m)"); done
+    plat+=(--platform "manylinux2014_$(uname -m)" --platform "manylinux2010_$(uname -m)" --platform "manylinux1_$(uname -m)")
+    # shellcheck disable=SC2086
+    if ! "$PYTHON" -m pip download --disable-pip-version-check --only-binary=:all: \
+        --python-version 3.11 --implementation cp --abi cp311 "${plat[@]}" \
+        -d "$WH.tmp" -r docker/requirements-cpu.txt ${PIP_DOWNLOAD_ARGS:-} >"$BUILD_DIR/pip-download.log" 2>&1; then
+      grep -v "is ignored: it is neither" "$BUILD_DIR/pip-download.log" | tail -n 30 >&2
+      die "pip download failed (log: $BUILD_DIR/pip-download.log)"
+    fi
+    touch "$WH.tmp/.complete"
+    rm -rf "$WH"; mv "$WH.tmp" "$WH"
+  fi
+
+  # 3. The image, built with --network none.
+  ctx=$BUILD_DIR/ctx-cpu
+  rm -rf "$ctx"; mkdir -p "$ctx/docker"
+  cp docker/Dockerfile.cpu docker/requirements.txt docker/requirements-cpu.txt "$ctx/docker/"
+  copy_sandbox "$ctx"
+  cp -al "$WH" "$ctx/wheelhouse" 2>/dev/null || cp -r "$WH" "$ctx/wheelhouse"
+  log "docker build $IMAGE"
+  docker build --quiet --network none --file "$ctx/docker/Dockerfile.cpu" \
+    --build-arg "BASE_IMAGE=$BASE" \
+    --label "sd-grader.inputs-hash=$key" --label "sd-grader.sandbox-hash=$sbx_hash" \
+    --label "sd-grader.variant=cpu" --tag "$IMAGE" "$ctx" >/dev/null
+  rm -rf "$ctx"
+  finish "$IMAGE"
+  prune_old "$IMAGE"
+  exit 0
+fi
+
+# ---- gpu ----------------------------------------------------------------------------------
+BASE_ARG=()
+extra=default-base
+if [ -n "${BASE_IMAGE:-}" ]; then BASE_ARG=(--build-arg "BASE_IMAGE=$BASE_IMAGE"); extra=$BASE_IMAGE; fi
+WHEELS=${GRADER_WHEELHOUSE:-docker/wheelhouse}
+wheel_list=""
+if compgen -G "$WHEELS/*.whl" >/dev/null; then wheel_list=$(cd "$WHEELS" && ls -- *.whl | sort | tr '\n' ' '); fi
+key=$("$PYTHON" docker/inputs_hash.py inputs Dockerfile.gpu docker/requirements.txt sandbox \
+      --extra "$extra" --extra "$wheel_list" | cut -c1-16)
+IMAGE=$REPO:gpu-$key
+if [ "${FORCE:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  finish "$IMAGE"; log "up to date"; exit 0
+fi
+ctx=$BUILD_DIR/ctx-gpu
+rm -rf "$ctx"; mkdir -p "$ctx/docker/wheelhouse"
+cp Dockerfile.gpu "$ctx/"
+cp docker/requirements.txt "$ctx/docker/"
+copy_sandbox "$ctx"
+NET=()
+if [ -n "$wheel_list" ]; then
+  cp "$WHEELS"/*.whl "$ctx/docker/wheelhouse/"
+  NET=(--network none)
+  log "offline build from $WHEELS"
+fi
+log "docker build $IMAGE"
+docker build "${NET[@]}" --file "$ctx/Dockerfile.gpu" "${BASE_ARG[@]}" \
+  --label "sd-grader.inputs-hash=$key" --label "sd-grader.sandbox-hash=$sbx_hash" \
+  --label "sd-grader.variant=gpu" --tag "$IMAGE" "$ctx"
+rm -rf "$ctx"
+finish "$IMAGE"
+prune_old "$IMAGE"
