@@ -416,8 +416,8 @@ class DockerProcess(RunningProcess):
                 used, entries = _usage(work, limits.work_dir_bytes)
                 # a huge tree makes each look expensive: look less often rather than eat a core
                 interval = max(WATCH_INTERVAL, 5 * (time.monotonic() - t0))
-                if used > limits.work_dir_bytes or entries > MAX_WORK_ENTRIES:
-                    which = "work_dir_bytes" if used > limits.work_dir_bytes else "work_dir_entries"
+                if used >= limits.work_dir_bytes or entries > MAX_WORK_ENTRIES:
+                    which = "work_dir_bytes" if used >= limits.work_dir_bytes else "work_dir_entries"
                     self._add_event(which, f"the work folder outgrew its cap ({used} bytes, {entries} entries; "
                                            f"cap {limits.work_dir_bytes} bytes, {MAX_WORK_ENTRIES} entries): killed")
                     self.kill()
@@ -527,8 +527,8 @@ class DockerProcess(RunningProcess):
             self._add_event("pids", f"the pids limit ({limits.pids}) refused {self._pids_refused} forks")
         if limits.work_dir_bytes and "work_dir_bytes" not in self._events:
             used, _ = _usage(self.sandbox.spec.mounts["work"].host_path, limits.work_dir_bytes)
-            if used > limits.work_dir_bytes:
-                self._add_event("work_dir_bytes", f"the work folder holds {used} bytes, over its cap of "
+            if used >= limits.work_dir_bytes:
+                self._add_event("work_dir_bytes", f"the work folder holds {used} bytes, at or over its cap of "
                                                   f"{limits.work_dir_bytes}")
         oom = oom_killed or (not timed_out and any(m in stderr for m in _OOM_MARKERS))
         if oom_killed:
