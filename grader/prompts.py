@@ -34,8 +34,11 @@ class Batch:
 def load_pool(path: Path | None = None) -> tuple[str, ...]:
     """Read one prompt per line (blank lines and ``#`` comments skipped), de-duplicated."""
     if path is None:
-        text = resources.files("grader").joinpath("data/prompts.txt").read_text(encoding="utf-8")
-        source = "built-in prompt pool"
+        source = "built-in prompt pool (grader/data/prompts.txt)"
+        try:
+            text = resources.files("grader").joinpath("data/prompts.txt").read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc}") from exc
     else:
         try:
             text = Path(path).read_text(encoding="utf-8")

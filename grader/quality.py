@@ -57,9 +57,31 @@ def _clip_metric(folder: str):
     from torchmetrics.multimodal.clip_score import CLIPScore
     from transformers import CLIPModel, CLIPProcessor
 
+    class Features(torch.nn.Module):
+        """transformers 5 returns output objects from get_*_features; torchmetrics expects tensors."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def _tensor(self, out):
+            return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+        def get_image_features(self, *args, **kwargs):
+            return self._tensor(self.model.get_image_features(*args, **kwargs))
+
+        def get_text_features(self, *args, **kwargs):
+            return self._tensor(self.model.get_text_features(*args, **kwargs))
+
+        def __getattr__(self, name):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self.model, name)
+
     def load():
         try:
-            return CLIPModel.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)
+            return Features(CLIPModel.from_pretrained(folder).eval()), CLIPProcessor.from_pretrained(folder)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--clip-model {folder}: not a loadable CLIP folder: {exc}") from exc
 

@@ -22,7 +22,7 @@ from grader.config import GradeConfig
 from grader.errors import GraderError, SchemaViolation
 from grader.manifest import InvalidEntry, TaskEntry, TaskSet
 from grader.prompts import Schedule, load_pool
-from grader.supervisor import VariantRun, VariantSpec, run_variant
+from grader.supervisor import VariantRun, VariantSpec, run_variants
 
 VARIANTS = ("baseline", "experiment", "gt")
 
@@ -105,20 +105,17 @@ def grade_task(task: TaskEntry, ctx: TaskContext) -> dict:
         return grade_script(task, files, model_dir, ctx, result)
 
     task_dir = ctx.run_dir / "tasks" / task.prompt_id
-    runs: dict[str, VariantRun] = {}
-    for variant, path in (("baseline", files.baseline), ("experiment", files.experiment), ("gt", task.gt_path)):
-        ctx.progress(f"task {task.prompt_id}: {variant}")
-        spec = VariantSpec(
-            name=variant, module_path=path, model_dir=model_dir, steps=task.task_key.steps,
-            device=cfg.device, sandbox=cfg.sandbox, gpu=cfg.gpus[0] if cfg.gpus else None,
-            timeout=cfg.variant_timeout,
-            labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)),
-        )
-        run = run_variant(spec, ctx.schedule, cfg.timing, task_dir / variant)
-        runs[variant] = run
-        result["variants"][variant] = run.to_dict()
-        if run.status != "ok":
-            break
+    specs = [
+        VariantSpec(name=variant, module_path=path, model_dir=model_dir, steps=task.task_key.steps,
+                    device=cfg.device, sandbox=cfg.sandbox, gpu=cfg.gpus[0] if cfg.gpus else None,
+                    timeout=cfg.variant_timeout,
+                    labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)))
+        for variant, path in (("baseline", files.baseline), ("experiment", files.experiment), ("gt", task.gt_path))
+    ]
+    ctx.progress(f"task {task.prompt_id}: running baseline, experiment and GT (interleaved)")
+    runs = run_variants(specs, ctx.schedule, cfg.timing, task_dir)
+    for name, run in runs.items():
+        result["variants"][name] = run.to_dict()
     return score_task(result, runs, ctx)
 
 

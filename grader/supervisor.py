@@ -84,20 +84,33 @@ class VariantRun:
 
 
 class _Session:
-    """One worker process and its channel, with a wall-clock deadline."""
+    """One worker process and its channel, with a budget of wall-clock seconds.
 
-    def __init__(self, proc: RunningProcess, channel: Channel, deadline: float):
-        self.proc, self.channel, self.deadline = proc, channel, deadline
+    Only the time spent waiting on this worker counts against its budget, so a
+    variant interleaved with others gets the same allowance as one run alone.
+    """
+
+    def __init__(self, proc: RunningProcess, channel: Channel, budget: float):
+        self.proc, self.channel, self.budget = proc, channel, budget
+        self.used = 0.0
 
     def request(self, message: dict) -> None:
         self.channel.send(message)
 
     def expect(self, kinds: set[str], timeout: float, what: str) -> dict:
-        end = min(time.monotonic() + timeout, self.deadline)
+        began = time.monotonic()
+        try:
+            return self._expect(kinds, timeout, what, began)
+        finally:
+            self.used += time.monotonic() - began
+
+    def _expect(self, kinds: set[str], timeout: float, what: str, began: float) -> dict:
+        limit = min(timeout, self.budget - self.used)
+        end = began + limit
         while True:
             remaining = end - time.monotonic()
             if remaining <= 0:
-                raise WorkerTimeout(f"no answer within {timeout:.0f}s while {what}")
+                raise WorkerTimeout(f"no answer within {limit:.0f}s while {what}")
             try:
                 message = self.channel.recv(min(remaining, _POLL))
                 if message is None and self.proc.poll() is not None:
@@ -155,89 +168,159 @@ def _load_images(folder: Path, files: list[str], expected: int) -> list[np.ndarr
     return arrays
 
 
-def run_variant(spec: VariantSpec, schedule: Schedule, timing: TimingConfig, root: Path) -> VariantRun:
-    """Run and time one variant; never raises for anything the worker does."""
-    run = VariantRun(spec.name)
-    work, code = _prepare_dirs(root, spec.module_path)
-    sandbox = get(spec.sandbox, SandboxSpec(
-        mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(spec.model_dir)},
-        env={"GRADER_DEVICE": spec.device},
-        limits=Limits(),
-        gpu=spec.gpu,
-        labels=dict(spec.labels),
-    ))
-    config = {
-        "module_path": f"{sandbox.path('code')}/{spec.module_path.name}",
-        "device": spec.device,
-        "model_dir": sandbox.path("model"),
-    }
-    (work / CONFIG_FILE).write_text(json.dumps(config))
-    channel = Channel.create(work / "proto")
-    os.chmod(work / "proto", 0o777)
-    started = time.monotonic()
-    proc = None
-    result: ExecResult | None = None
-    try:
-        proc = sandbox.start(["{python}", "-m", "sandbox.worker", "--work", sandbox.path("work")])
-        session = _Session(proc, channel, started + spec.timeout)
-        hello = session.expect({"hello"}, timing.load_timeout, "starting the worker")
+class VariantWorker:
+    """One variant's sandboxed worker, driven batch by batch; never raises for worker faults."""
+
+    def __init__(self, spec: VariantSpec, schedule: Schedule, timing: TimingConfig, root: Path):
+        self.spec, self.schedule, self.timing, self.root = spec, schedule, timing, root
+        self.run = VariantRun(spec.name)
+        self.session: _Session | None = None
+        self.proc: RunningProcess | None = None
+        self.channel: Channel | None = None
+        self.sandbox = None
+        self.started = time.monotonic()
+        self.timed_seconds = 0.0
+        self.next_index = 0
+        self.done = False
+
+    @property
+    def alive(self) -> bool:
+        return self.run.status == "ok" and not self.done
+
+    def _guard(self, action, *args) -> None:
+        try:
+            action(*args)
+        except WorkerError as exc:
+            self.run.status, self.run.message = exc.status, str(exc)
+            self.run.flags.extend(exc.flags)
+            self.run.stderr_tail = exc.stderr_tail
+            self.done = True
+
+    def start(self) -> None:
+        self._guard(self._start)
+
+    def _start(self) -> None:
+        spec, run = self.spec, self.run
+        work, code = _prepare_dirs(self.root, spec.module_path)
+        self.work = work
+        self.sandbox = get(spec.sandbox, SandboxSpec(
+            mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(spec.model_dir)},
+            env={"GRADER_DEVICE": spec.device}, limits=Limits(), gpu=spec.gpu, labels=dict(spec.labels),
+        ))
+        config = {"module_path": f"{self.sandbox.path('code')}/{spec.module_path.name}", "device": spec.device,
+                  "model_dir": self.sandbox.path("model")}
+        (work / CONFIG_FILE).write_text(json.dumps(config))
+        self.channel = Channel.create(work / "proto")
+        os.chmod(work / "proto", 0o777)
+        self.started = time.monotonic()
+        self.proc = self.sandbox.start(["{python}", "-m", "sandbox.worker", "--work", self.sandbox.path("work")])
+        self.session = _Session(self.proc, self.channel, spec.timeout)
+        hello = self.session.expect({"hello"}, self.timing.load_timeout, "starting the worker")
         run.versions = hello["versions"]
         t_hello = time.monotonic()
-        ready = session.expect({"ready"}, timing.load_timeout, "importing the module and loading the pipeline")
+        ready = self.session.expect({"ready"}, self.timing.load_timeout, "importing the module and loading the pipeline")
         t_ready = time.monotonic()
         run.has_inference, run.passes = ready["has_inference"], ready["passes"]
-        run.phases.update(process_start=t_hello - started, load=t_ready - t_hello,
+        run.phases.update(process_start=t_hello - self.started, load=t_ready - t_hello,
                           worker_import=ready["import_seconds"], worker_load=ready["load_seconds"])
         t0 = time.monotonic()
-        for i in range(timing.warmup_batches):
-            _run_batch(session, schedule.warmup(i), spec, timing, work, run, keep=None)
+        for i in range(self.timing.warmup_batches):
+            _run_batch(self.session, self.schedule.warmup(i), spec, self.timing, work, run, keep=None)
         run.phases["warmup"] = time.monotonic() - t0
+        run.image_dir = self.root / "images"
+
+    def wants_more(self) -> bool:
+        timing, index = self.timing, self.next_index
+        if not self.alive or index >= timing.max_batches or self.schedule.timed_size(index) == 0:
+            return False
+        if index < timing.min_batches:
+            return True
+        return not converged(self.run.batches, timing.target_rel_ci) and self.timed_seconds < timing.budget_seconds
+
+    def step(self) -> None:
+        """Run the next timed batch."""
+        index = self.next_index
+        keep = self.run.image_dir if index < self.timing.quality_batches else None
         t0 = time.monotonic()
-        images_dir = root / "images"
-        index = 0
+        self._guard(_run_batch, self.session, self.schedule.timed(index), self.spec, self.timing, self.work, self.run, keep)
+        self.timed_seconds += time.monotonic() - t0
+        self.next_index += 1
+
+    def finish(self) -> VariantRun:
+        run = self.run
+        run.phases["timed"] = self.timed_seconds
+        if run.status == "ok":
+            if run.batches:
+                run.timing = summarize(run.batches, self.schedule.batch_size)
+            t0 = time.monotonic()
+            try:
+                self.session.request({"op": "stop"})
+                self.session.expect({"bye"}, 30, "stopping")
+            except WorkerError:
+                run.flags.append("unclean_exit")
+            run.phases["teardown"] = time.monotonic() - t0
+        result: ExecResult | None = None
+        if self.proc is not None:
+            result = self.proc.wait(2.0 if run.status == "ok" else 0.5)
+        if self.channel is not None:
+            self.channel.close()
+        if self.sandbox is not None:
+            self.sandbox.close()
+        if result is not None:
+            run.retries = result.retries
+            tail = result.stderr_tail()
+            if tail:
+                run.stderr_tail = (run.stderr_tail + "\n--- stderr ---\n" + tail).strip()
+            if result.oom and run.status != "timeout":
+                run.status, run.message = "oom", run.message or "out of memory"
+            if result.stdout_truncated or result.stderr_truncated:
+                run.flags.append("output_truncated")
+        run.phases["total"] = time.monotonic() - self.started
+        self.done = True
+        return run
+
+
+def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingConfig, root: Path,
+                 stop_on_failure: bool = True) -> dict[str, VariantRun]:
+    """Run several variants with their timed batches interleaved.
+
+    Workers are started and warmed up one after another (so load times are not
+    contended), then take turns batch by batch, the order rotating each round. Drift
+    in the machine (clocks, heat, a noisy neighbour) then falls on every variant
+    alike instead of on whichever ran last. A variant stops on its own when its
+    interval is tight enough; a failure stops the others when ``stop_on_failure``.
+    """
+    workers = [VariantWorker(spec, schedule, timing, root / spec.name) for spec in specs]
+    try:
+        for worker in workers:
+            worker.start()
+            if stop_on_failure and not worker.alive:
+                return {w.spec.name: w.finish() for w in workers if w.proc is not None or w is worker}
+        round_ = 0
         while True:
-            if index >= timing.max_batches or schedule.timed_size(index) == 0:
+            active = [w for w in workers if w.wants_more()]
+            if not active:
                 break
-            if index >= timing.min_batches and (
-                converged(run.batches, timing.target_rel_ci) or time.monotonic() - t0 >= timing.budget_seconds
-            ):
-                break
-            keep = images_dir if index < timing.quality_batches else None
-            _run_batch(session, schedule.timed(index), spec, timing, work, run, keep=keep)
-            index += 1
-        run.phases["timed"] = time.monotonic() - t0
-        run.image_dir = images_dir
-        run.timing = summarize(run.batches, schedule.batch_size)
-        t0 = time.monotonic()
-        session.request({"op": "stop"})
-        try:
-            session.expect({"bye"}, 30, "stopping")
-        except WorkerError:
-            run.flags.append("unclean_exit")
-        run.phases["teardown"] = time.monotonic() - t0
-    except WorkerError as exc:
-        run.status, run.message = exc.status, str(exc)
-        run.flags.extend(exc.flags)
-        run.stderr_tail = exc.stderr_tail
+            shift = round_ % len(active)
+            for worker in active[shift:] + active[:shift]:
+                worker.step()
+                if stop_on_failure and not worker.alive and worker.run.status != "ok":
+                    return {w.spec.name: w.finish() for w in workers}
+            round_ += 1
+        return {w.spec.name: w.finish() for w in workers}
     finally:
-        if proc is not None:
-            result = proc.wait(2.0 if run.status == "ok" else 0.5)
-        channel.close()
-        sandbox.close()
-    if result is not None:
-        run.retries = result.retries
-        tail = result.stderr_tail()
-        run.stderr_tail = (run.stderr_tail + "\n--- stderr ---\n" + tail).strip() if tail else run.stderr_tail
-        if run.status != "ok" or result.oom:
-            if result.oom:
-                run.status = "oom"
-                run.message = run.message or "out of memory"
-            elif result.timed_out and run.status == "ok":
-                run.status = "timeout"
-        if result.stdout_truncated or result.stderr_truncated:
-            run.flags.append("output_truncated")
-    run.phases["total"] = time.monotonic() - started
-    return run
+        for worker in workers:
+            if not worker.done:
+                worker.finish()
+
+
+def run_variant(spec: VariantSpec, schedule: Schedule, timing: TimingConfig, root: Path) -> VariantRun:
+    """Run and time one variant alone."""
+    worker = VariantWorker(spec, schedule, timing, root)
+    worker.start()
+    while worker.wants_more():
+        worker.step()
+    return worker.finish()
 
 
 def _run_batch(session: _Session, batch: Batch, spec: VariantSpec, timing: TimingConfig, work: Path,

@@ -26,11 +26,13 @@ CONFIG_FILE = "worker_config.json"
 
 
 def _versions() -> dict:
+    from importlib import metadata
+
     out = {"python": platform.python_version()}
     for name in ("torch", "diffusers", "transformers"):
         try:
-            out[name] = __import__(name).__version__
-        except Exception:  # noqa: BLE001 - a broken install is reported, not fatal here
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
             out[name] = None
     return out
 

@@ -1,0 +1,134 @@
+"""The trusted timing protocol on real workers (CPU, tiny pipeline)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from fixtures import tiny_models  # noqa: F401 - pytest fixture
+from grader.prompts import Schedule, load_pool
+from grader.supervisor import VariantSpec, run_variant, run_variants
+from grader.timing import speedup
+from support import BATCHED_WRAPPER, HALF_STEPS, PLAIN_MODULE, small_timing, sleepy, write
+
+POOL = tuple(f"a small watercolor of object number {i}" for i in range(64))
+
+
+def _run(tmp_path: Path, name: str, text: str, model_dir: Path, timing, steps: int = 10, **spec_kw):
+    module = write(tmp_path / "src" / f"{name}.py", text)
+    spec = VariantSpec(name=name, module_path=module, model_dir=model_dir, steps=steps, device="cpu",
+                       sandbox=spec_kw.pop("sandbox", "local"), **spec_kw)
+    schedule = Schedule(POOL, run_seed=1234, batch_size=timing.batch_size, max_images=timing.max_images)
+    return run_variant(spec, schedule, timing, tmp_path / "runs" / name)
+
+
+def _pair(tmp_path: Path, base_text: str, exp_text: str, model_dir: Path, timing, steps: int = 10):
+    specs = [VariantSpec(name=n, module_path=write(tmp_path / "src" / f"{n}.py", t), model_dir=model_dir,
+                         steps=steps, device="cpu", sandbox="local")
+             for n, t in (("baseline", base_text), ("experiment", exp_text))]
+    schedule = Schedule(POOL, run_seed=1234, batch_size=timing.batch_size, max_images=timing.max_images)
+    runs = run_variants(specs, schedule, timing, tmp_path / "runs")
+    return runs["baseline"], runs["experiment"]
+
+
+@pytest.mark.slow
+def test_identical_variants_give_speedup_interval_containing_one(tmp_path, tiny_models):
+    timing = small_timing(min_batches=8, max_batches=8)
+    base, exp = _pair(tmp_path, PLAIN_MODULE, PLAIN_MODULE, tiny_models / "SD1.5", timing)
+    assert base.status == exp.status == "ok", (base.message, exp.message)
+    point, low, high = speedup(base.timing, exp.timing)
+    assert low <= 1.0 <= high, (point, low, high)
+    assert 0.8 < point < 1.25
+
+
+@pytest.mark.slow
+def test_batched_wrapper_is_not_a_speedup(tmp_path, tiny_models):
+    """The old runner looped pipe(prompt) for modules without inference(); we batch both."""
+    timing = small_timing(batch_size=4, min_batches=6, max_batches=6)
+    base, exp = _pair(tmp_path, PLAIN_MODULE, BATCHED_WRAPPER, tiny_models / "SD1.5", timing)
+    assert base.status == exp.status == "ok", (base.message, exp.message)
+    assert base.has_inference is False and exp.has_inference is True
+    point, low, high = speedup(base.timing, exp.timing)
+    assert 0.8 < point < 1.25, point
+    assert low <= 1.0 <= high
+
+
+@pytest.mark.slow
+def test_half_the_steps_measures_clearly_faster(tmp_path, tiny_models):
+    timing = small_timing(min_batches=6, max_batches=6)
+    base, exp = _pair(tmp_path, PLAIN_MODULE, HALF_STEPS, tiny_models / "SD1.5", timing, steps=20)
+    assert base.status == exp.status == "ok", (base.message, exp.message)
+    point, low, high = speedup(base.timing, exp.timing)
+    assert point > 1.4 and low > 1.0, (point, low, high)
+
+
+def test_partial_last_batch_counts_its_real_size(tmp_path):
+    timing = small_timing(batch_size=4, max_images=10, min_batches=1, max_batches=10, warmup_batches=0)
+    run = _run(tmp_path, "experiment", sleepy(0.02), tmp_path, timing)
+    assert run.status == "ok", run.message
+    assert [b.n_images for b in run.batches] == [4, 4, 2]
+    assert run.timing.n_images == 10
+    assert run.timing.per_image_seconds == pytest.approx(sum(b.seconds for b in run.batches) / 10)
+    # per-image time is ~0.02 s whatever the batch size; the short batch is not a fast outlier
+    assert run.batches[-1].seconds / 2 == pytest.approx(run.batches[0].seconds / 4, rel=0.5)
+    assert run.timing.per_batch_median is not None and run.timing.full_batch_size == 4
+
+
+def test_timeout_leaves_no_process_behind(tmp_path):
+    hang = '''
+import os, subprocess, sys, time
+def load_pipeline():
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    if os.fork() == 0:
+        os.setsid()
+        time.sleep(600)
+    time.sleep(600)
+'''
+    timing = small_timing(load_timeout=3)
+    t0 = time.monotonic()
+    run = _run(tmp_path, "experiment", hang, tmp_path, timing)
+    assert run.status == "timeout", run.message
+    assert time.monotonic() - t0 < 30
+    time.sleep(0.5)
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "time.sleep(600)" in " ".join(p.info["cmdline"] or [])
+                 or any("sandbox.worker" in c for c in (p.info["cmdline"] or [])) and str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
+
+
+def test_whole_variant_timeout_is_enforced(tmp_path):
+    timing = small_timing(batch_size=1, min_batches=50, max_batches=50)
+    run = _run(tmp_path, "experiment", sleepy(0.5), tmp_path, timing, timeout=4)
+    assert run.status == "timeout"
+
+
+def test_crash_import_error_and_oom_have_their_own_status(tmp_path):
+    timing = small_timing()
+    crash = _run(tmp_path, "crash", "def load_pipeline():\n    raise RuntimeError('boom')\n", tmp_path, timing)
+    assert crash.status == "error" and "boom" in crash.message
+    broken = _run(tmp_path, "broken", "import not_a_module_anywhere\n", tmp_path, timing)
+    assert broken.status == "error" and "import_error" in broken.message
+    assert "not_a_module_anywhere" in broken.stderr_tail
+    oom = _run(tmp_path, "oom", "def load_pipeline():\n    raise MemoryError('no room')\n", tmp_path, timing)
+    assert oom.status == "oom"
+    died = _run(tmp_path, "died", "import os\ndef load_pipeline():\n    os._exit(7)\n", tmp_path, timing)
+    assert died.status == "error" and "code 7" in died.message
+
+
+def test_wrong_image_count_is_an_error(tmp_path):
+    fewer = sleepy(0.0) + "\n_orig = Pipe.__call__\nPipe.__call__ = lambda self, prompt, num_inference_steps, generator: type('O', (), {'images': _orig(self, prompt, num_inference_steps, generator).images[:-1]})()\n"
+    run = _run(tmp_path, "experiment", fewer, tmp_path, small_timing())
+    assert run.status == "error" and "wrong_image_count" in run.flags
+
+
+def test_schedule_is_deterministic_and_fresh_per_batch():
+    pool = load_pool()
+    a, b = Schedule(pool, 7, 4), Schedule(pool, 7, 4)
+    assert [a.timed(i) for i in range(5)] == [b.timed(i) for i in range(5)]
+    prompts = [p for i in range(5) for p in a.timed(i).prompts]
+    assert len(set(prompts)) == len(prompts)
+    assert not set(prompts) & {p for i in range(2) for p in a.warmup(i).prompts}
+    assert Schedule(pool, 8, 4).timed(0) != a.timed(0)
+    assert len(pool) >= 200
