@@ -7,6 +7,7 @@ TASKS ?= examples/tasks
 MODELS ?= examples/models
 RUN_DIR ?= runs/latest
 SANDBOX ?= auto
+EXAMPLE_TIMING ?= --batch-size 2 --warmup-batches 1 --min-batches 6 --max-batches 12 --target-ci 0.05 --budget 20
 GRADE_ARGS ?=
 
 .PHONY: setup models grade test test-fast image image-cpu clean
@@ -24,7 +25,7 @@ models: setup
 
 grade: models
 	$(VENV)/bin/grader grade $(SUBMISSION) --tasks $(TASKS) --model-dir $(MODELS) \
-	  --clip-model $(MODELS)/clip --out $(RUN_DIR) --sandbox $(SANDBOX) $(GRADE_ARGS)
+	  --clip-model $(MODELS)/clip --out $(RUN_DIR) --sandbox $(SANDBOX) $(EXAMPLE_TIMING) $(GRADE_ARGS)
 
 test: setup
 	$(VENV)/bin/pytest -q
