@@ -33,6 +33,9 @@ class TimingConfig:
     batch_timeout: float = 600.0
     quality_batches: int = 2
     timer_tolerance: float = 0.25
+    load_cap_factor: float = 3.0
+    load_cap_floor: float = 60.0
+    probes: bool = True
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")

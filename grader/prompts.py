@@ -24,11 +24,16 @@ class Batch:
     index: int
     prompts: tuple[str, ...]
     seed: int
-    warmup: bool
+    kind: str = "timed"
+    seeds: tuple[int, ...] | None = None
+
+    @property
+    def warmup(self) -> bool:
+        return self.kind == "warmup"
 
     @property
     def label(self) -> str:
-        return f"w{self.index:03d}" if self.warmup else f"b{self.index:04d}"
+        return {"warmup": f"w{self.index:03d}", "timed": f"b{self.index:04d}"}.get(self.kind, f"{self.kind}{self.index:03d}")
 
 
 def load_pool(path: Path | None = None) -> tuple[str, ...]:
@@ -77,9 +82,9 @@ class Schedule:
         size = self.timed_size(index)
         start = index * self.batch_size
         prompts = tuple(self.pool[self.order[(start + k) % len(self.pool)]] for k in range(size))
-        return Batch(index, prompts, self._seed("timed", index), warmup=False)
+        return Batch(index, prompts, self._seed("timed", index))
 
     def warmup(self, index: int) -> Batch:
         start = (index + 1) * self.batch_size
         prompts = tuple(self.pool[self.order[-((start - k) % len(self.pool)) - 1]] for k in range(self.batch_size))
-        return Batch(index, prompts, self._seed("warmup", index), warmup=True)
+        return Batch(index, prompts, self._seed("warmup", index), kind="warmup")

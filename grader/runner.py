@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from grader import __version__, quality, scoring, submission
+from grader import __version__, integrity, quality, scoring, submission
 from grader.config import GradeConfig
 from grader.errors import GraderError, SchemaViolation
 from grader.manifest import InvalidEntry, TaskEntry, TaskSet
@@ -110,7 +110,7 @@ def grade_task(task: TaskEntry, ctx: TaskContext) -> dict:
                     device=cfg.device, sandbox=cfg.sandbox, gpu=cfg.gpus[0] if cfg.gpus else None,
                     timeout=cfg.variant_timeout,
                     labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)))
-        for variant, path in (("baseline", files.baseline), ("experiment", files.experiment), ("gt", task.gt_path))
+        for variant, path in (("gt", task.gt_path), ("baseline", files.baseline), ("experiment", files.experiment))
     ]
     ctx.progress(f"task {task.prompt_id}: running baseline, experiment and GT (interleaved)")
     runs = run_variants(specs, ctx.schedule, cfg.timing, task_dir)
@@ -141,19 +141,38 @@ def score_task(result: dict, runs: dict[str, VariantRun], ctx: TaskContext) -> d
     result["self_report_discrepancy"] = scoring.discrepancy(result["self_reported_speedup"], point)
     if result["self_report_discrepancy"] is not None and result["self_report_discrepancy"] > scoring.SELF_REPORT_TOLERANCE:
         flags.append("self_report_mismatch")
+    evidence = integrity.check(runs, result["manifest_speedup"])
+    flags.extend(evidence)
+    result["evidence"] = {**{f: e for r in runs.values() for f, e in r.evidence.items()}, **evidence}
     labels = sorted(set.intersection(*(set(p.name for p in runs[v].image_dir.iterdir()) for v in VARIANTS)))
     prompts = [p for label in labels for p in ctx.schedule.timed(int(label[1:])).prompts]
+    result["quality_inputs"] = {"labels": labels, "prompts": prompts}
+    return apply_quality(result, ctx.run_dir / "tasks" / result["prompt_id"], ctx.config.quality)
+
+
+def apply_quality(result: dict, task_dir: Path, cfg) -> dict:
+    """(Re)compute the quality gate from stored images; sets status ok/quality_failed.
+
+    Used by grading and by ``grader rescore``, which changes only tolerances: it
+    touches no result whose status came from anything but the gate.
+    """
+    labels, prompts = result["quality_inputs"]["labels"], result["quality_inputs"]["prompts"]
+    flags = set(result["flags"]) - {"quality_incomparable"}
     try:
-        q = quality.assess(*(quality.load_images(runs[v].image_dir, labels) for v in VARIANTS), prompts,
-                           ctx.config.quality)
-    except ValueError as exc:
-        result.update(status="error", message=f"quality: {exc}")
-        flags.append("quality_incomparable")
+        q = quality.assess(*(quality.load_images(task_dir / v / "images", labels) for v in VARIANTS), prompts, cfg)
+    except (ValueError, OSError) as exc:
+        result.update(status="error", message=f"quality: {exc}", quality=None)
+        flags.add("quality_incomparable")
     else:
         result["quality"] = q.to_dict()
-        if not q.passed:
+        if q.passed:
+            result.update(status="ok", message="")
+        else:
             result.update(status="quality_failed", message="quality gate failed: " + ", ".join(q.failures))
-    result["flags"] = sorted(set(flags))
+    result["flags"] = sorted(flags)
+    tampering = sorted(flags & scoring.TAMPER_FLAGS)
+    if tampering and result["status"] in ("ok", "quality_failed"):
+        result.update(status="tampered", message="integrity check failed: " + ", ".join(tampering))
     return result
 
 
@@ -170,31 +189,157 @@ def crashed_result(task: TaskEntry, exc: BaseException) -> dict:
     return result
 
 
-def grade(cfg: GradeConfig, progress: Callable[[str], None] = print) -> dict:
-    """Grade every task of ``cfg`` and write ``report.json`` and ``report.md`` to ``cfg.out``."""
-    from grader import report
+def grade(cfg: GradeConfig, progress=None) -> dict:
+    """Grade every task of ``cfg``; write results and every report to the run folder ``cfg.out``.
 
-    started = time.time()
-    task_set = TaskSet.from_dir(cfg.tasks).select(set(cfg.only) or None)
-    pool = load_pool(cfg.prompts_file)
-    run_seed = cfg.seed if cfg.seed is not None else secrets.randbelow(2**31)
+    The run folder survives crashes (see :mod:`grader.resume`): each task's result is
+    written atomically when it ends, and running the same command again reuses every
+    stored result whose resume key still matches. ``progress`` is ``None`` (a live
+    display on a terminal, plain lines elsewhere), ``"rich"``/``"plain"``, a callable
+    taking one line, or a :class:`grader.progress.Reporter`; the JSON log goes to
+    ``RUN_DIR/log.jsonl`` in every case.
+    """
+    from grader import progress as progress_mod, resume
+
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    schedule = Schedule(pool, run_seed, cfg.timing.batch_size, cfg.timing.max_images)
-    ctx = TaskContext(cfg, schedule, run_dir, progress)
-    results = [invalid_entry_result(e) for e in task_set.invalid]
+    with resume.RunLock(run_dir):
+        reporter = progress if isinstance(progress, progress_mod.Reporter) else \
+            progress_mod.Reporter(run_dir, "auto" if progress is None else progress)
+        try:
+            return _grade_locked(cfg, run_dir, reporter)
+        except BaseException as exc:
+            reporter.log("error", "run_aborted", error=f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        finally:
+            reporter.close()
+
+
+def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
+    from grader import progress as progress_mod, resume
+
+    task_set = TaskSet.from_dir(cfg.tasks).select(set(cfg.only) or None)
+    pool = load_pool(cfg.prompts_file)
+    options = cfg.as_dict()
+    record, notes = resume.RunRecord.open_for_grading(run_dir, options, seed=cfg.seed, version=__version__,
+                                                      new_seed=lambda: secrets.randbelow(2**31))
+    run_seed = record.run_seed
+    schedule = progress_mod.ObservedSchedule(pool, run_seed, cfg.timing.batch_size, cfg.timing.max_images,
+                                             reporter=reporter, warmups=cfg.timing.warmup_batches)
+    plain = Schedule(pool, run_seed, cfg.timing.batch_size, cfg.timing.max_images)
+    if "environment" not in record.doc or record.doc.get("environment_options") != _env_options(options):
+        record.doc["environment"] = resume.collect_environment(options)
+        record.doc["environment_options"] = _env_options(options)
+    record.doc["task_ids"] = [e.prompt_id for e in task_set.invalid] + [t.prompt_id for t in task_set.tasks]
+    record.doc["pool_digest"] = resume.pool_digest(pool)
+    record.doc["kept_batches"] = {
+        plain.timed(i).label: {"seed": plain.timed(i).seed, "prompts": list(plain.timed(i).prompts)}
+        for i in range(cfg.timing.quality_batches) if plain.timed_size(i) > 0
+    }
+    record.save()
+    ctx = TaskContext(cfg, schedule, run_dir, reporter)
+    qkey = resume.quality_key(options, __version__)
+    pool_key = record.doc["pool_digest"]
+
+    results: dict[str, dict] = {}
     for entry in task_set.invalid:
-        write_json_atomic(run_dir / "tasks" / entry.prompt_id / "result.json", results[-1])
+        result = invalid_entry_result(entry)
+        result["resume"] = {"key": resume.digest({"invalid": entry.message, "v": __version__}), "quality_key": qkey}
+        write_json_atomic(run_dir / "tasks" / entry.prompt_id / resume.RESULT_FILE, result)
+        results[entry.prompt_id] = result
+
+    plan = []
     for task in task_set.tasks:
+        task_dir = run_dir / "tasks" / task.prompt_id
+        key = resume.task_key(options, task, resume.task_files(cfg.submission, task), run_seed=run_seed,
+                              pool=pool_key, version=__version__, model_index=_model_index(cfg, task))
+        stored, why = resume.trusted_result(task_dir, key)
+        plan.append((task, task_dir, key, stored, why))
+    n_reused = sum(1 for p in plan if p[3] is not None)
+    reporter.run_started(run_id=record.doc["run_id"], run_dir=run_dir, n_tasks=len(task_set.invalid) + len(plan),
+                         reused=len(task_set.invalid) + n_reused, notes=notes, run_seed=run_seed,
+                         attempt=len(record.doc["attempts"]))
+    for entry in task_set.invalid:
+        reporter.task_reused(entry.prompt_id, "error", "invalid manifest entry")
+
+    attempt = record.attempt()
+    for task, task_dir, key, stored, why in plan:
+        if stored is not None:
+            if stored["resume"]["quality_key"] != qkey:
+                stored = _regate(stored, task_dir, cfg, qkey)
+                write_json_atomic(task_dir / resume.RESULT_FILE, stored)
+                attempt["regated"].append(task.prompt_id)
+            results[task.prompt_id] = stored
+            attempt["reused"].append(task.prompt_id)
+            reporter.task_reused(task.prompt_id, stored["status"])
+            continue
+        # Nothing of an earlier attempt at this task may pass for a result of this one.
+        (task_dir / resume.RESULT_FILE).unlink(missing_ok=True)
+        resume.remove_partials(task_dir)
+        reporter.task_started(task.prompt_id, task_dir, "" if why == "no stored result" else why)
         t0 = time.monotonic()
         try:
             result = grade_task(task, ctx)
         except Exception as exc:  # noqa: BLE001 - one task's grader bug must not sink the run
             result = crashed_result(task, exc)
         result["grade_seconds"] = time.monotonic() - t0
-        write_json_atomic(run_dir / "tasks" / task.prompt_id / "result.json", result)
-        results.append(result)
-        progress(f"task {task.prompt_id}: {result['status']}" + (f" ({result['message'][:120]})" if result["message"] else ""))
-    doc = report.build(cfg, results, run_seed=run_seed, started=started, finished=time.time(), version=__version__)
-    report.write(run_dir, doc)
+        result["resume"] = {"key": key, "quality_key": qkey}
+        write_json_atomic(task_dir / resume.RESULT_FILE, result)
+        results[task.prompt_id] = result
+        attempt["graded"].append(task.prompt_id)
+        reporter.task_finished(task.prompt_id, result["status"], result["message"], result["grade_seconds"],
+                               result["flags"])
+
+    finished = time.time()
+    attempt["finished_at"] = finished
+    record.doc["finished_at"] = finished
+    record.save()
+    doc = build_report(record, list(results.values()))
+    outputs = report_outputs(run_dir, doc)
+    reporter.run_finished(doc["summary"], outputs)
     return doc
+
+
+def _env_options(options: dict) -> dict:
+    return {k: options.get(k) for k in ("sandbox", "device", "gpus")}
+
+
+def _model_index(cfg: GradeConfig, task: TaskEntry) -> Path | None:
+    try:
+        return resolve_model_dir(cfg.model_dir, task.task_key.model) / "model_index.json"
+    except GraderError:
+        return None
+
+
+def _regate(result: dict, task_dir: Path, cfg: GradeConfig, qkey: str) -> dict:
+    """A stored result under new quality options: re-gate it from its stored images."""
+    from grader import resume
+
+    if resume.regatable(result):
+        result = apply_quality(result, task_dir, cfg.quality)
+    result["resume"] = dict(result["resume"], quality_key=qkey)
+    return result
+
+
+def build_report(record, results: list[dict], extra_provenance: dict | None = None) -> dict:
+    """The report of a run from its run record and stored results (grade, report, rescore)."""
+    from grader import report
+
+    provenance = {"attempts": len(record.doc.get("attempts", [])),
+                  "reused_tasks": sorted(record.doc["attempts"][-1].get("reused", []), key=_id_key)
+                  if record.doc.get("attempts") else [],
+                  "complete": {r["prompt_id"] for r in results} >= set(record.doc.get("task_ids", []))}
+    provenance.update(extra_provenance or {})
+    return report.build(record.options, results, run_seed=record.run_seed, started=record.started,
+                        finished=record.finished or time.time(), version=record.doc.get("grader_version", __version__),
+                        environment=record.doc.get("environment"), extra=provenance)
+
+
+def _id_key(prompt_id: str):
+    return (0, int(prompt_id), "") if prompt_id.isdigit() else (1, 0, prompt_id)
+
+
+def report_outputs(run_dir: Path, doc: dict) -> list[str]:
+    from grader import report
+
+    return [str(path) for path in report.write(run_dir, doc)]

@@ -70,6 +70,8 @@ class VariantRun:
     passes: list[str] = field(default_factory=list)
     versions: dict = field(default_factory=dict)
     retries: int = 0
+    evidence: dict[str, str] = field(default_factory=dict)
+    probes: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -79,7 +81,7 @@ class VariantRun:
             "batches": [b.__dict__ for b in self.batches],
             "phases": self.phases, "image_shape": list(self.image_shape) if self.image_shape else None,
             "has_inference": self.has_inference, "passes": self.passes, "versions": self.versions,
-            "retries": self.retries,
+            "retries": self.retries, "evidence": self.evidence, "probes": self.probes,
         }
 
 
@@ -182,6 +184,7 @@ class VariantWorker:
         self.timed_seconds = 0.0
         self.next_index = 0
         self.done = False
+        self.load_timeout = timing.load_timeout
 
     @property
     def alive(self) -> bool:
@@ -218,7 +221,13 @@ class VariantWorker:
         hello = self.session.expect({"hello"}, self.timing.load_timeout, "starting the worker")
         run.versions = hello["versions"]
         t_hello = time.monotonic()
-        ready = self.session.expect({"ready"}, self.timing.load_timeout, "importing the module and loading the pipeline")
+        try:
+            ready = self.session.expect({"ready"}, self.load_timeout, "importing the module and loading the pipeline")
+        except WorkerTimeout as exc:
+            if self.load_timeout < self.timing.load_timeout:
+                raise WorkerTimeout(f"{exc} (load time capped at {self.load_timeout:.0f}s: "
+                                    f"{self.timing.load_cap_factor:g}x the GT's load time)", flags=("load_cap_exceeded",)) from exc
+            raise
         t_ready = time.monotonic()
         run.has_inference, run.passes = ready["has_inference"], ready["passes"]
         run.phases.update(process_start=t_hello - self.started, load=t_ready - t_hello,
@@ -245,6 +254,41 @@ class VariantWorker:
         self._guard(_run_batch, self.session, self.schedule.timed(index), self.spec, self.timing, self.work, self.run, keep)
         self.timed_seconds += time.monotonic() - t0
         self.next_index += 1
+
+    def probe(self, pool_prompt: str) -> None:
+        """Untimed integrity probes after the timed batches (repeat, seed, prompt, idle)."""
+        if self.alive and self.timing.probes and self.run.batches and (self.run.image_dir / "b0000").is_dir():
+            self._guard(self._probe, pool_prompt)
+
+    def _probe(self, pool_prompt: str) -> None:
+        from grader.quality import load_images, psnr
+
+        run, first = self.run, self.schedule.timed(0)
+        reference = load_images(run.image_dir, ["b0000"])
+        args = (self.session, None, self.spec, self.timing, self.work, run, None)
+
+        def send(batch):
+            return _run_batch(args[0], batch, *args[2:])
+
+        fresh = sorted(b.seconds / b.n_images for b in run.batches)[len(run.batches) // 2]
+        seconds, repeat = send(Batch(0, first.prompts, first.seed, kind="repeat"))
+        _, new_seed = send(Batch(1, first.prompts, first.seed, kind="seedprobe",
+                                 seeds=tuple(first.seed + 7919 + k for k in range(len(first.prompts)))))
+        _, cross = send(Batch(2, (first.prompts[0], pool_prompt), first.seed, kind="promptprobe",
+                              seeds=(first.seed, first.seed)))
+        run.probes.update(
+            repeat_ratio=(seconds / len(repeat)) / fresh,
+            repeat_psnr=psnr(repeat, reference),
+            new_seed_psnr=psnr(new_seed, reference),
+            cross_prompt_psnr=psnr(cross[:1], cross[1:]),
+        )
+        time.sleep(0.5)
+        c0 = self.proc.cpu_seconds()
+        if c0 is not None:
+            time.sleep(1.0)
+            c1 = self.proc.cpu_seconds()
+            if c1 is not None:
+                run.probes["idle_cpu_fraction"] = c1 - c0
 
     def finish(self) -> VariantRun:
         run = self.run
@@ -281,7 +325,7 @@ class VariantWorker:
 
 
 def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingConfig, root: Path,
-                 stop_on_failure: bool = True) -> dict[str, VariantRun]:
+                 stop_on_failure: bool = True, reference: str | None = "gt") -> dict[str, VariantRun]:
     """Run several variants with their timed batches interleaved.
 
     Workers are started and warmed up one after another (so load times are not
@@ -289,6 +333,9 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
     in the machine (clocks, heat, a noisy neighbour) then falls on every variant
     alike instead of on whichever ran last. A variant stops on its own when its
     interval is tight enough; a failure stops the others when ``stop_on_failure``.
+    The ``reference`` variant (the GT) should come first: its load time caps the
+    others' at ``load_cap_factor`` times as much, so precomputing at load is bounded.
+    After timing, every variant answers the same integrity probes.
     """
     workers = [VariantWorker(spec, schedule, timing, root / spec.name) for spec in specs]
     try:
@@ -296,6 +343,11 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
             worker.start()
             if stop_on_failure and not worker.alive:
                 return {w.spec.name: w.finish() for w in workers if w.proc is not None or w is worker}
+            if worker.spec.name == reference and worker.alive:
+                cap = max(timing.load_cap_factor * worker.run.phases["load"], timing.load_cap_floor)
+                for other in workers:
+                    if other is not worker:
+                        other.load_timeout = min(timing.load_timeout, cap)
         round_ = 0
         while True:
             active = [w for w in workers if w.wants_more()]
@@ -307,6 +359,9 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                 if stop_on_failure and not worker.alive and worker.run.status != "ok":
                     return {w.spec.name: w.finish() for w in workers}
             round_ += 1
+        probe_prompt = schedule.warmup(0).prompts[0]
+        for worker in workers:
+            worker.probe(probe_prompt)
         return {w.spec.name: w.finish() for w in workers}
     finally:
         for worker in workers:
@@ -320,15 +375,19 @@ def run_variant(spec: VariantSpec, schedule: Schedule, timing: TimingConfig, roo
     worker.start()
     while worker.wants_more():
         worker.step()
+    worker.probe(schedule.warmup(0).prompts[0])
     return worker.finish()
 
 
 def _run_batch(session: _Session, batch: Batch, spec: VariantSpec, timing: TimingConfig, work: Path,
-               run: VariantRun, keep: Path | None) -> None:
+               run: VariantRun, keep: Path | None) -> tuple[float, list[np.ndarray]]:
+    """Send one batch, time it on the supervisor's clock, check and keep its images."""
     out_rel = f"out/{batch.label}"
     request = {"op": "batch", "index": batch.index, "prompts": list(batch.prompts), "seed": batch.seed,
                "steps": spec.steps, "out": out_rel}
-    what = f"generating {'warm-up' if batch.warmup else 'timed'} batch {batch.index}"
+    if batch.seeds is not None:
+        request["seeds"] = list(batch.seeds)
+    what = f"generating {batch.kind} batch {batch.index}"
     t0 = time.perf_counter()
     session.request(request)
     answer = session.expect({"batch_done"}, timing.batch_timeout, what)
@@ -348,10 +407,12 @@ def _run_batch(session: _Session, batch: Batch, spec: VariantSpec, timing: Timin
         shutil.move(str(folder), keep / batch.label)
     else:
         shutil.rmtree(folder, ignore_errors=True)
-    if batch.warmup:
-        return
+    if batch.kind != "timed":
+        return seconds, arrays
     worker = answer["worker_seconds"]
     run.batches.append(BatchTime(batch.index, len(arrays), seconds, worker))
     if worker > seconds * 1.02 + 0.01 or worker < seconds * (1 - timing.timer_tolerance) - 0.05:
         if "timer_mismatch" not in run.flags:
             run.flags.append("timer_mismatch")
+            run.evidence["timer_mismatch"] = f"batch {batch.index}: supervisor {seconds:.4f}s, worker says {worker:.4f}s"
+    return seconds, arrays

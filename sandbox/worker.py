@@ -127,7 +127,8 @@ class Worker:
 
         prompts, seed, steps = request["prompts"], request["seed"], request["steps"]
         gen_device = self.device if self.device.startswith("cuda") else "cpu"
-        generators = [torch.Generator(device=gen_device).manual_seed(seed + k) for k in range(len(prompts))]
+        seeds = request.get("seeds") or [seed + k for k in range(len(prompts))]
+        generators = [torch.Generator(device=gen_device).manual_seed(s) for s in seeds]
         _sync(self.device)
         t0 = time.perf_counter()
         if self.inference is not None:

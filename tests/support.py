@@ -89,3 +89,10 @@ def task_set(root: Path, entries: list[dict]) -> Path:
         })
     write(root / "config_data" / "dataset_manifest.json", json.dumps(manifest, indent=2))
     return root
+
+
+def prompt_file(path: Path, n: int = 40) -> Path:
+    subjects = ["lighthouse", "fox", "teapot", "castle", "robot", "orchard", "violin", "glacier"]
+    styles = ["oil painting", "photo", "pencil sketch", "watercolor", "pixel art"]
+    lines = [f"a {styles[i % len(styles)]} of a {subjects[i % len(subjects)]}, variation {i}" for i in range(n)]
+    return write(path, "\n".join(lines) + "\n")

@@ -10,15 +10,15 @@ import pytest
 from grader import cli, schemas
 from grader.config import GradeConfig, QualityConfig
 from grader.runner import grade
-from support import metrics, small_timing, sleepy, task_set, write
+from support import metrics, prompt_file, small_timing, sleepy, task_set, write
 
-CONSTANT = sleepy(0.002).replace(
-    "images = [np.random.default_rng(g.initial_seed()).integers(0, 255, (16, 16, 3), dtype=np.uint8)",
-    "images = [np.full((16, 16, 3), 128, dtype=np.uint8)")
+# Honest but bad: seeded, deterministic images that are simply not the baseline's.
+WRONG_IMAGES = sleepy(0.002).replace("default_rng(g.initial_seed())", "default_rng(g.initial_seed() + 1)")
 
 
-@pytest.fixture()
-def graded(tmp_path):
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("graded")
     tasks = task_set(tmp_path / "tasks", [
         {"prompt_id": "1", "gt": sleepy(0.01), "difficulty": "easy"},
         {"prompt_id": "2", "gt": sleepy(0.01), "difficulty": "medium"},
@@ -32,7 +32,7 @@ def graded(tmp_path):
         write(sub / f"{pid}_baseline.py", sleepy(0.02))
         write(sub / f"{pid}_metrics.json", metrics(2.0))
     write(sub / "1_experiment.py", sleepy(0.005))                     # ok, ~4x
-    write(sub / "2_experiment.py", CONSTANT)                           # quality failure
+    write(sub / "2_experiment.py", WRONG_IMAGES)                           # quality failure
     (sub / "3_metrics.json").unlink()                                  # missing
     write(sub / "3_experiment.py", sleepy(0.005))
     write(sub / "4_experiment.py", sleepy(0.005))
@@ -42,7 +42,7 @@ def graded(tmp_path):
     (tmp_path / "models" / "model_index.json").parent.mkdir()
     (tmp_path / "models" / "model_index.json").write_text("{}")
     cfg = GradeConfig(submission=sub, tasks=tasks, model_dir=tmp_path / "models", out=tmp_path / "run",
-                      sandbox="local", seed=5, timing=small_timing(min_batches=3, max_batches=3, warmup_batches=1),
+                      sandbox="local", seed=5, prompts_file=prompt_file(tmp_path / "prompts.txt"), timing=small_timing(min_batches=3, max_batches=3, warmup_batches=1),
                       quality=QualityConfig(ssim_tolerance=0.05))
     doc = grade(cfg, progress=lambda _: None)
     return doc, tmp_path

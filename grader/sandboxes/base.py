@@ -82,6 +82,10 @@ class RunningProcess(abc.ABC):
     def kill(self) -> None:
         """Kill the command and everything it started. Idempotent."""
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the command and its descendants; None if unknown."""
+        return None
+
 
 class Sandbox(abc.ABC):
     name: ClassVar[str]

@@ -91,6 +91,21 @@ class LocalProcess(RunningProcess):
     def poll(self) -> int | None:
         return self.popen.poll()
 
+    def cpu_seconds(self) -> float | None:
+        try:
+            root = psutil.Process(self.popen.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        total = 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+            except psutil.Error:
+                continue
+        return total
+
     def kill(self) -> None:
         self._killed = True
         try:
