@@ -9,7 +9,8 @@
 # hashed tag exists already the script only re-points the alias: a warm run takes well under a
 # second. Caches (debootstrap rootfs tarball, wheelhouse, build context) live in build/docker/.
 #
-# Environment: GRADER_IMAGE_REPO (default sd-grader-sandbox), GRADER_BUILD_DIR (build/docker),
+# Environment: GRADER_IMAGE_REPO (default sd-grader-sandbox), GRADER_BASE_REPO (sd-grader-base),
+# GRADER_BUILD_DIR (build/docker),
 # PYTHON (the interpreter that runs `pip download`; default .venv/bin/python, else python3),
 # PIP_DOWNLOAD_ARGS (extra `pip download` arguments, e.g. an index for torch's +cpu build),
 # DEBIAN_MIRROR (debootstrap mirror), BASE_IMAGE (gpu: the CUDA + PyTorch base),
@@ -18,6 +19,7 @@ set -euo pipefail
 variant=${1:-}
 case "$variant" in cpu|gpu) ;; *) echo "usage: $0 cpu|gpu" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
+t0=$(date +%s)
 
 REPO=${GRADER_IMAGE_REPO:-sd-grader-sandbox}
 BUILD_DIR=${GRADER_BUILD_DIR:-build/docker}
@@ -26,7 +28,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 export DOCKER_BUILDKIT=0   # the classic builder: no buildx plugin needed, RUN honours --network none
 
-log() { echo "build_image[$variant]: $*" >&2; }
+log() { echo "build_image[$variant] +$(( $(date +%s) - t0 ))s: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 command -v docker >/dev/null || die "no docker client; install the engine (apt-get install docker.io) or run scripts/ci_docker.sh"
@@ -35,8 +37,17 @@ mkdir -p "$BUILD_DIR"
 exec 9>"$BUILD_DIR/.lock-$variant"
 flock 9   # two builds of one variant at once would race on the caches
 
-t0=$(date +%s)
 sbx_hash=$("$PYTHON" docker/inputs_hash.py sandbox)
+
+# Run a command, showing its output only when it fails (the classic builder's deprecation
+# notice is noise on success).
+quiet() {
+  local out
+  if ! out=$("$@" 2>&1); then
+    printf '%s\n' "$out" | grep -v -E 'DEPRECATED: The legacy builder|BuildKit is currently disabled|environment-variable\.' >&2
+    die "failed: $*"
+  fi
+}
 
 # Copy sandbox/ (sources only) into a build context.
 copy_sandbox() {
@@ -55,7 +66,7 @@ finish() {  # image tag
   docker tag "$1" "$REPO:$variant"
   local id
   id=$(docker image inspect --format '{{.Id}}' "$1")
-  log "$REPO:$variant -> $1 ($id) in $(( $(date +%s) - t0 ))s"
+  log "$REPO:$variant -> $1 ($id)"
 }
 
 if [ "$variant" = cpu ]; then
@@ -63,7 +74,7 @@ if [ "$variant" = cpu ]; then
   INCLUDE=python3,python3-venv
   MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
   base_key=$(printf '%s\n' "$SUITE" minbase "$INCLUDE" "$(uname -m)" | sha256sum | cut -c1-12)
-  BASE=sd-grader-base:$SUITE-$base_key
+  BASE=${GRADER_BASE_REPO:-sd-grader-base}:$SUITE-$base_key
   key=$("$PYTHON" docker/inputs_hash.py inputs docker/Dockerfile.cpu docker/requirements.txt \
         docker/requirements-cpu.txt sandbox --extra "$BASE" | cut -c1-16)
   IMAGE=$REPO:cpu-$key
@@ -120,14 +131,19 @@ if [ "$variant" = cpu ]; then
   cp docker/Dockerfile.cpu docker/requirements.txt docker/requirements-cpu.txt "$ctx/docker/"
   copy_sandbox "$ctx"
   cp -al "$WH" "$ctx/wheelhouse" 2>/dev/null || cp -r "$WH" "$ctx/wheelhouse"
-  log "docker build $IMAGE"
-  docker build --quiet --network none --file "$ctx/docker/Dockerfile.cpu" \
+  log "docker build $IMAGE (--network none)"
+  # The build stage (venv from the wheelhouse) gets its own tag so that it stays cached while
+  # the previous one, once untagged, can be pruned.
+  quiet docker build --quiet --network none --file "$ctx/docker/Dockerfile.cpu" --target build \
+    --build-arg "BASE_IMAGE=$BASE" --tag "$REPO:cpu-buildstage" "$ctx"
+  quiet docker build --quiet --network none --file "$ctx/docker/Dockerfile.cpu" \
     --build-arg "BASE_IMAGE=$BASE" \
     --label "sd-grader.inputs-hash=$key" --label "sd-grader.sandbox-hash=$sbx_hash" \
-    --label "sd-grader.variant=cpu" --tag "$IMAGE" "$ctx" >/dev/null
+    --label "sd-grader.variant=cpu" --tag "$IMAGE" "$ctx"
   rm -rf "$ctx"
   finish "$IMAGE"
   prune_old "$IMAGE"
+  docker image prune --force --filter label=sd-grader.stage=build >/dev/null 2>&1 || true
   exit 0
 fi
 
@@ -156,7 +172,7 @@ if [ -n "$wheel_list" ]; then
   log "offline build from $WHEELS"
 fi
 log "docker build $IMAGE"
-docker build "${NET[@]}" --file "$ctx/Dockerfile.gpu" "${BASE_ARG[@]}" \
+quiet docker build "${NET[@]}" --file "$ctx/Dockerfile.gpu" "${BASE_ARG[@]}" \
   --label "sd-grader.inputs-hash=$key" --label "sd-grader.sandbox-hash=$sbx_hash" \
   --label "sd-grader.variant=gpu" --tag "$IMAGE" "$ctx"
 rm -rf "$ctx"
