@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "grader.commands.grade",
     "grader.commands.prepare",
     "grader.commands.doctor",
+    "grader.commands.report",
 )
 
 

@@ -54,22 +54,43 @@ def _device_info(device: str) -> dict:
     return info
 
 
-def build(cfg: GradeConfig, tasks: list[dict], *, run_seed: int, started: float, finished: float, version: str) -> dict:
+def build(cfg, tasks: list[dict], *, run_seed: int, started: float, finished: float, version: str,
+          environment: dict | None = None, extra: dict | None = None) -> dict:
+    """The report document. ``cfg`` is a GradeConfig or its ``as_dict()`` (as ``run.json`` stores it).
+
+    ``environment`` is the grading machine's provenance recorded when the run started
+    (``grader.resume.collect_environment``); without it, this machine's is used.
+    ``extra`` adds provenance fields (attempts, reused tasks, a rescore's record).
+    """
     from grader.sandboxes import provider
 
+    options = cfg if isinstance(cfg, dict) else cfg.as_dict()
+    if environment is None:
+        from grader.resume import collect_environment
+
+        environment = collect_environment(options)
+    quality, timing = options.get("quality") or {}, options.get("timing") or {}
+    machine = dict(environment.get("machine") or {})
+    try:
+        isolated = bool(provider(options["sandbox"]).isolated)
+    except Exception:  # noqa: BLE001 - a provider that no longer loads here: go by name
+        isolated = options["sandbox"] == "docker"
+    image = environment.get("image") or {}
     doc = {
         "schema_version": 1,
-        "run_id": cfg.run_id or Path(cfg.out).name,
+        "run_id": options.get("run_id") or Path(options["out"]).name,
         "provenance": {
-            "grader_version": version, "git_commit": _git_commit(), "started_at": _iso(started),
-            "finished_at": _iso(finished), "sandbox": cfg.sandbox, "isolated": bool(provider(cfg.sandbox).isolated),
-            "run_seed": run_seed, "libraries": _libraries(), "machine": _device_info(cfg.device),
-            "options": cfg.as_dict(),
+            "grader_version": version, "git_commit": environment.get("git_commit"), "started_at": _iso(started),
+            "finished_at": _iso(finished), "sandbox": options["sandbox"], "isolated": isolated,
+            "run_seed": run_seed, "libraries": environment.get("libraries") or {}, "machine": machine,
+            "gpu": machine.get("gpu"), "driver": machine.get("driver"),
+            "image_digest": image.get("digest"), "image": image or None,
+            "options": options, **(extra or {}),
         },
         "thresholds": {
-            "clip_tolerance": cfg.quality.clip_tolerance, "ssim_tolerance": cfg.quality.ssim_tolerance,
-            "psnr_tolerance_db": cfg.quality.psnr_tolerance_db,
-            "self_report_tolerance": scoring.SELF_REPORT_TOLERANCE, "target_rel_ci": cfg.timing.target_rel_ci,
+            "clip_tolerance": quality.get("clip_tolerance"), "ssim_tolerance": quality.get("ssim_tolerance"),
+            "psnr_tolerance_db": quality.get("psnr_tolerance_db"),
+            "self_report_tolerance": scoring.SELF_REPORT_TOLERANCE, "target_rel_ci": timing.get("target_rel_ci"),
         },
         "tasks": sorted(tasks, key=lambda t: _sort_key(t["prompt_id"])),
         "summary": scoring.summarize(tasks),
@@ -142,10 +163,31 @@ def markdown(doc: dict) -> str:
     return "\n".join(out)
 
 
-def write(run_dir: Path, doc: dict) -> None:
-    from grader.runner import write_json_atomic
+def write(run_dir: Path, doc: dict) -> list[Path]:
+    """Write every rendering of ``doc``, each atomically: report.json, report.md, junit.xml, report.html.
 
-    write_json_atomic(run_dir / "report.json", doc)
-    tmp = run_dir / ".report.md.tmp"
-    tmp.write_text(markdown(doc), encoding="utf-8")
-    os.replace(tmp, run_dir / "report.md")
+    The HTML comes last and is the only one that reads the run folder's images; if it
+    cannot be rendered, a page saying why is written instead and the others stand.
+    """
+    import sys
+    import traceback
+
+    from grader import html_report, junit
+    from grader.resume import atomic_write_json, atomic_write_text
+
+    run_dir = Path(run_dir)
+    written = []
+    atomic_write_json(run_dir / "report.json", doc)
+    written.append(run_dir / "report.json")
+    atomic_write_text(run_dir / "report.md", markdown(doc))
+    written.append(run_dir / "report.md")
+    atomic_write_text(run_dir / "junit.xml", junit.render(doc))
+    written.append(run_dir / "junit.xml")
+    try:
+        page = html_report.render(doc, run_dir)
+    except Exception as exc:  # noqa: BLE001 - the JSON is the contract; the page is a rendering
+        print(f"grader: warning: report.html could not be rendered: {type(exc).__name__}: {exc}", file=sys.stderr)
+        page = html_report.error_page(doc, traceback.format_exc())
+    atomic_write_text(run_dir / "report.html", page)
+    written.append(run_dir / "report.html")
+    return written
