@@ -158,6 +158,7 @@ def apply_quality(result: dict, task_dir: Path, cfg) -> dict:
     """
     labels, prompts = result["quality_inputs"]["labels"], result["quality_inputs"]["prompts"]
     flags = set(result["flags"]) - {"quality_incomparable"}
+    started = time.monotonic()
     try:
         q = quality.assess(*(quality.load_images(task_dir / v / "images", labels) for v in VARIANTS), prompts, cfg)
     except (ValueError, OSError) as exc:
@@ -170,6 +171,7 @@ def apply_quality(result: dict, task_dir: Path, cfg) -> dict:
         else:
             result.update(status="quality_failed", message="quality gate failed: " + ", ".join(q.failures))
     result["flags"] = sorted(flags)
+    result["scoring_seconds"] = time.monotonic() - started
     tampering = sorted(flags & scoring.TAMPER_FLAGS)
     if tampering and result["status"] in ("ok", "quality_failed"):
         result.update(status="tampered", message="integrity check failed: " + ", ".join(tampering))

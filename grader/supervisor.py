@@ -29,6 +29,7 @@ from grader.errors import (
 from grader.config import TimingConfig
 from grader.prompts import Batch, Schedule
 from grader.sandboxes import ExecResult, Limits, Mount, RunningProcess, SandboxSpec, get
+from grader.telemetry import GpuSampler
 from grader.timing import BatchTime, TimingStats, converged, summarize
 from sandbox.protocol import Channel, ChannelClosed
 from sandbox.worker import CONFIG_FILE
@@ -72,6 +73,7 @@ class VariantRun:
     retries: int = 0
     evidence: dict[str, str] = field(default_factory=dict)
     probes: dict = field(default_factory=dict)
+    telemetry: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -82,6 +84,7 @@ class VariantRun:
             "phases": self.phases, "image_shape": list(self.image_shape) if self.image_shape else None,
             "has_inference": self.has_inference, "passes": self.passes, "versions": self.versions,
             "retries": self.retries, "evidence": self.evidence, "probes": self.probes,
+            "telemetry": self.telemetry,
         }
 
 
@@ -258,17 +261,17 @@ class VariantWorker:
     def probe(self, pool_prompt: str) -> None:
         """Untimed integrity probes after the timed batches (repeat, seed, prompt, idle)."""
         if self.alive and self.timing.probes and self.run.batches and (self.run.image_dir / "b0000").is_dir():
+            t0 = time.monotonic()
             self._guard(self._probe, pool_prompt)
+            self.run.phases["probes"] = time.monotonic() - t0
 
     def _probe(self, pool_prompt: str) -> None:
         from grader.quality import load_images, psnr
 
         run, first = self.run, self.schedule.timed(0)
         reference = load_images(run.image_dir, ["b0000"])
-        args = (self.session, None, self.spec, self.timing, self.work, run, None)
-
         def send(batch):
-            return _run_batch(args[0], batch, *args[2:])
+            return _run_batch(self.session, batch, self.spec, self.timing, self.work, run, None)
 
         fresh = sorted(b.seconds / b.n_images for b in run.batches)[len(run.batches) // 2]
         seconds, repeat = send(Batch(0, first.prompts, first.seed, kind="repeat"))
@@ -348,6 +351,9 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                 for other in workers:
                     if other is not worker:
                         other.load_timeout = min(timing.load_timeout, cap)
+        sampler = GpuSampler(int(specs[0].gpu or 0)) if specs[0].device == "cuda" else None
+        if sampler is not None:
+            sampler.start()
         round_ = 0
         while True:
             active = [w for w in workers if w.wants_more()]
@@ -359,6 +365,13 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                 if stop_on_failure and not worker.alive and worker.run.status != "ok":
                     return {w.spec.name: w.finish() for w in workers}
             round_ += 1
+        telemetry = sampler.stop() if sampler is not None else None
+        if telemetry is not None:
+            for worker in workers:
+                worker.run.telemetry = telemetry
+                if telemetry["throttled"]:
+                    worker.run.flags.append("gpu_throttled")
+                    worker.run.evidence["gpu_throttled"] = "GPU throttled while timing: " + ", ".join(telemetry["throttle_reasons"])
         probe_prompt = schedule.warmup(0).prompts[0]
         for worker in workers:
             worker.probe(probe_prompt)

@@ -1,0 +1,122 @@
+"""GPU telemetry around timed work, through NVML (nvidia-ml-py).
+
+A speedup read to one decimal is only as good as the clocks it was measured at: a
+GPU that hit a power or thermal limit while one variant ran makes that variant look
+slow. A sampler thread reads clocks, temperature, power and throttle reasons while
+batches are timed; any throttling (other than idle or application clocks) raises the
+``gpu_throttled`` flag with the reasons as evidence. Without NVML (CPU runs, no
+driver) it records nothing and flags nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+# nvmlClocksEventReason* bits that mean "slowed down", not "idle" or "set by the user".
+_REASONS = {
+    0x0000000000000004: "sw_power_cap",
+    0x0000000000000008: "hw_slowdown",
+    0x0000000000000020: "sw_thermal",
+    0x0000000000000040: "hw_thermal",
+    0x0000000000000080: "hw_power_brake",
+}
+
+
+def _nvml():
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # noqa: BLE001 - no library, no driver, no GPU: telemetry is optional
+        return None
+
+
+class GpuSampler:
+    """Samples one GPU every ``interval`` seconds between ``start()`` and ``stop()``."""
+
+    def __init__(self, index: int = 0, interval: float = 0.25):
+        self.index, self.interval = index, interval
+        self.nvml = _nvml()
+        self.samples: list[dict] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.handle = None
+        if self.nvml is not None:
+            try:
+                self.handle = self.nvml.nvmlDeviceGetHandleByIndex(index)
+            except Exception:  # noqa: BLE001
+                self.nvml = None
+
+    @property
+    def available(self) -> bool:
+        return self.nvml is not None
+
+    def snapshot(self) -> dict:
+        n, h = self.nvml, self.handle
+        read = {
+            "sm_clock_mhz": lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM),
+            "mem_clock_mhz": lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM),
+            "temperature_c": lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU),
+            "power_w": lambda: n.nvmlDeviceGetPowerUsage(h) / 1000.0,
+            "utilization": lambda: n.nvmlDeviceGetUtilizationRates(h).gpu,
+            "throttle_mask": lambda: n.nvmlDeviceGetCurrentClocksThrottleReasons(h),
+        }
+        out = {"t": time.monotonic()}
+        for key, fn in read.items():
+            try:
+                out[key] = fn()
+            except Exception:  # noqa: BLE001 - a field a driver does not report
+                out[key] = None
+        return out
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append(self.snapshot())
+
+    def start(self) -> None:
+        if not self.available:
+            return
+        self.samples = [self.snapshot()]
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict | None:
+        """Summary of the samples since ``start()``; None without NVML."""
+        if not self.available or self._thread is None:
+            return None
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(self.snapshot())
+        return summarize(self.samples, self.device_info())
+
+    def device_info(self) -> dict:
+        n, h = self.nvml, self.handle
+        info = {}
+        for key, fn in (("name", lambda: n.nvmlDeviceGetName(h)), ("driver", n.nvmlSystemGetDriverVersion)):
+            try:
+                value = fn()
+                info[key] = value.decode() if isinstance(value, bytes) else value
+            except Exception:  # noqa: BLE001
+                info[key] = None
+        return info
+
+
+def summarize(samples: list[dict], device: dict | None = None) -> dict:
+    def values(key):
+        return [s[key] for s in samples if s.get(key) is not None]
+
+    mask = 0
+    for m in values("throttle_mask"):
+        mask |= int(m)
+    reasons = sorted(name for bit, name in _REASONS.items() if mask & bit)
+    # A software power cap is routine under full load and falls on interleaved variants
+    # alike; it is reported, but only thermal and hardware slowdowns raise the flag.
+    throttled = any(r != "sw_power_cap" for r in reasons)
+    out = {"n_samples": len(samples), "throttle_reasons": reasons, "throttled": throttled, "device": device or {}}
+    for key in ("sm_clock_mhz", "temperature_c", "power_w", "utilization"):
+        vs = values(key)
+        out[key] = {"min": min(vs), "max": max(vs), "first": vs[0], "last": vs[-1]} if vs else None
+    return out
