@@ -165,7 +165,7 @@ class LocalSandbox(Sandbox):
         work = self.path("work")
         env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
         env.update({
-            "HOME": work, "TMPDIR": str(Path(work) / "tmp"), "PYTHONPATH": str(_PROJECT_ROOT),
+            "HOME": work, "TMPDIR": str(Path(work) / "tmp"), "PYTHONPATH": os.pathsep.join([str(_PROJECT_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]),
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DIFFUSERS_OFFLINE": "1",
             TOKEN_VAR: token,
