@@ -306,6 +306,31 @@ def test_missing_or_stale_image_is_refused(dirs, monkeypatch):
 
 
 @pytest.mark.docker
+def test_containers_do_not_outlive_a_killed_grader(dirs):
+    grader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from grader.sandboxes import Mount, SandboxSpec, get
+        sandbox = get("docker", SandboxSpec(mounts={{"work": Mount(Path({str(dirs / 'work')!r}), read_only=False)}},
+                                            labels={{"run": "orphan-test"}}))
+        proc = sandbox.start(["{{python}}", "-c", "while True: pass"])
+        print(proc.id, flush=True)
+        time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    cl = dsb.client()
+    try:
+        container_id = grader.stdout.readline().strip()
+        assert cl.api.inspect_container(container_id)["State"]["Running"]
+    finally:
+        grader.kill()  # SIGKILL: no atexit, no finally
+        grader.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and cl.api.containers(all=True, filters={"label": "sd-grader.run=orphan-test"}):
+        time.sleep(0.2)
+    assert cl.api.containers(all=True, filters={"label": "sd-grader.run=orphan-test"}) == []
+
+
+@pytest.mark.docker
 def test_cleanup_removes_what_dead_graders_left(dirs):
     cl = dsb.client()
     image = dsb.image_info().id

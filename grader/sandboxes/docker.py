@@ -26,6 +26,10 @@ looks) and reads the container's pids cgroup so that a fork bomb stopped by the 
 reported. The wall-clock timeout kills the container; it is removed (``force=True``) in
 ``finally`` whatever happened.
 
+A grader that dies without calling ``wait`` (SIGKILL, SIGTERM) does not leave its containers
+running: a reaper child started with the first container removes them when the grader's pipe to
+it closes; ``grader cleanup`` removes whatever is left after a crash of the host.
+
 Infrastructure calls (create, start, kill, remove) are retried by tenacity on transient daemon
 errors; the number of retries goes into ``ExecResult.retries``. A timed run is never re-run.
 docker-py errors are translated: no engine or no image -> :class:`SandboxUnavailable`, a failed
@@ -38,6 +42,8 @@ import atexit
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -317,6 +323,59 @@ def _read_pids_max(path: Path | None) -> int:
                 return int(value)
     except (OSError, ValueError):
         pass
+    return 0
+
+
+# --------------------------------------------------------------------------- reaper
+
+
+_reaper_lock = threading.Lock()
+_reaper: subprocess.Popen | None = None
+
+
+def _owner_labels() -> dict[str, str]:
+    return {"sd-grader.owner-host": socket.gethostname(), "sd-grader.owner-pid": str(os.getpid()),
+            "sd-grader.owner-start": f"{psutil.Process().create_time():.3f}"}
+
+
+def _ensure_reaper() -> None:
+    """Start (once per grader process) a watcher that removes this process's containers when it dies.
+
+    ``atexit`` does not run when the grader is SIGKILLed or dies of SIGTERM, and a container has no
+    deadline of its own on the daemon side. The reaper, a detached child, blocks reading a pipe
+    whose only writer is the grader: however the grader ends, the pipe closes and the reaper
+    removes every container labelled with this grader's host, pid and start time.
+    """
+    global _reaper
+    with _reaper_lock:
+        if _reaper is not None and _reaper.poll() is None:
+            return
+        labels = _owner_labels()
+        try:
+            _reaper = subprocess.Popen(
+                [sys.executable, "-m", "grader.sandboxes.docker", "--reap", labels["sd-grader.owner-pid"],
+                 labels["sd-grader.owner-start"]],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True, cwd=str(Path(__file__).resolve().parents[2]),
+            )
+        except OSError:  # without it, atexit and `grader cleanup` remain
+            _reaper = None
+
+
+def _reap_main(pid: str, start: str) -> int:
+    try:
+        sys.stdin.buffer.read()  # returns at EOF: the grader is gone
+    except OSError:
+        pass
+    cl = client()
+    host = socket.gethostname()
+    for c in cl.api.containers(all=True, filters={"label": [f"{MANAGED_LABEL}=1", f"sd-grader.owner-pid={pid}"]}):
+        labels = c.get("Labels") or {}
+        if labels.get("sd-grader.owner-host") == host and labels.get("sd-grader.owner-start") == start:
+            try:
+                cl.api.remove_container(c["Id"], force=True, v=True)
+            except Exception:  # noqa: BLE001 - `grader cleanup` is the fallback
+                pass
     return 0
 
 
@@ -606,6 +665,7 @@ class DockerSandbox(Sandbox):
         argv = [PYTHON_IN_IMAGE if a == "{python}" else str(a) for a in argv]
         self._prepare_work()
         cl = client()
+        _ensure_reaper()
         kwargs = self.create_kwargs(argv)
         container = None
         retries = 0
@@ -652,9 +712,7 @@ class DockerSandbox(Sandbox):
         labels = {
             MANAGED_LABEL: "1",
             RUN_LABEL: str(spec.labels.get("run") or spec.labels.get("run_id") or _RUN_ID),
-            "sd-grader.owner-host": socket.gethostname(),
-            "sd-grader.owner-pid": str(os.getpid()),
-            "sd-grader.owner-start": f"{psutil.Process().create_time():.3f}",
+            **_owner_labels(),
             "sd-grader.image": self.image.name,
         }
         for key, value in spec.labels.items():
@@ -752,3 +810,9 @@ def cleanup(all_owners: bool = False, dry_run: bool = False) -> list[Leftover]:
                 continue  # still in use
         removed.append(Leftover("volume", v["Name"], v["Name"], "owner gone" if not _owner_alive(labels) else "--all"))
     return removed
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--reap":
+        sys.exit(_reap_main(sys.argv[2], sys.argv[3]))
+    sys.exit(f"usage: python -m grader.sandboxes.docker --reap PID START (started by the docker provider)")
