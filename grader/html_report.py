@@ -17,6 +17,7 @@ import base64
 import html
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,12 @@ _FLAG_TEXT = {
 }
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def esc(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Text for HTML: escaped, without control characters."""
+    return html.escape(_CONTROL.sub("", "" if value is None else str(value)), quote=True)
 
 
 def _num(value, spec: str = ".3f", suffix: str = "") -> str:
@@ -205,7 +210,7 @@ th{background:#f4f4f4}#tasks th{cursor:pointer;user-select:none}#tasks th.sorted
 .card b{display:block;font-size:1.4em}.grid img{width:160px;image-rendering:pixelated;display:block}
 .grid td{vertical-align:top}.prompt{max-width:260px;font-size:.85em}.task{border-top:2px solid #eee;margin-top:24px}
 .flags li{margin:2px 0}code,pre{background:#f6f6f6}pre{padding:8px;overflow:auto;max-height:400px}
-.note{color:#555;font-size:.9em}
+.note{color:#555;font-size:.9em}.banner{background:#fff3e0;border:1px solid #ffb74d;padding:8px;border-radius:4px}
 """
 
 _JS = r"""
@@ -233,6 +238,12 @@ _JS = r"""
   var head = table.querySelector('thead tr');
   var body = table.querySelector('tbody');
   var state = {key: 'prompt_id', dir: 1};
+  // A link may name the order: report.html#sort=speedup:desc
+  var wanted = /^#sort=([a-z_]+)(?::(asc|desc))?$/.exec(window.location.hash || '');
+  if (wanted && cols.some(function (c) { return c.key === wanted[1]; })) {
+    state.key = wanted[1];
+    state.dir = wanted[2] === 'desc' ? -1 : 1;
+  }
   function fmt(v, c) {
     if (v === null || v === undefined || v === '') return '-';
     if (c.num) return (c.key === 'ssim' ? v.toFixed(3) : v.toFixed(2) + (c.key === 'relative_to_gt' ? '' : 'x'));
@@ -400,6 +411,23 @@ def _load_kept(run_dir: Path) -> dict:
         return {}
 
 
+def _banners(p: dict) -> list[str]:
+    out = []
+    if p.get("complete") is False:
+        out.append('<p class="banner">This run is not complete: tasks without a stored result are left out. '
+                   "Re-run the same <code>grader grade</code> command to finish it.</p>")
+    rescored = p.get("rescored")
+    if rescored:
+        changed = "; ".join(rescored.get("changed") or []) or "no status changed"
+        out.append(f'<p class="banner">Rescored {esc(rescored.get("at"))} with new thresholds (below); previous: '
+                   f'{esc(", ".join(f"{k}={v}" for k, v in (rescored.get("previous_thresholds") or {}).items()))}. '
+                   f"{esc(changed)}.</p>")
+    if p.get("reused_tasks"):
+        out.append(f'<p class="note">Resumed run (attempt {esc(p.get("attempts"))}): '
+                   f'{len(p["reused_tasks"])} task result(s) reused from earlier attempts.</p>')
+    return out
+
+
 def render(doc: dict, run_dir: Path, *, max_rows: int = MAX_ROWS, thumb: int = THUMB) -> str:
     run_dir = Path(run_dir)
     kept = _load_kept(run_dir)
@@ -414,6 +442,7 @@ def render(doc: dict, run_dir: Path, *, max_rows: int = MAX_ROWS, thumb: int = T
         f"<code>{esc(p['sandbox'])}</code>{'' if p['isolated'] else ' (NOT isolated)'}, device "
         f"<code>{esc((p.get('machine') or {}).get('device'))}</code>, GPU {esc(p.get('gpu') or 'none')}; "
         f"{esc(p['started_at'])} to {esc(p['finished_at'])}</p>",
+        *_banners(p),
         "<h2>Summary</h2>", _summary(doc),
         "<h2>Speedup vs GT</h2>",
         f'<img alt="speedup vs GT" src="{chart}">' if chart else "<p>No task has both a measured speedup and a GT speedup.</p>",

@@ -268,9 +268,12 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
     for task, task_dir, key, stored, why in plan:
         if stored is not None:
             if stored["resume"]["quality_key"] != qkey:
-                stored = _regate(stored, task_dir, cfg, qkey)
+                # Only quality options changed for this task: re-gate its stored images, run nothing.
+                if resume.regatable(stored):
+                    stored = apply_quality(stored, task_dir, cfg.quality)
+                    attempt["regated"].append(task.prompt_id)
+                stored["resume"] = dict(stored["resume"], quality_key=qkey)
                 write_json_atomic(task_dir / resume.RESULT_FILE, stored)
-                attempt["regated"].append(task.prompt_id)
             results[task.prompt_id] = stored
             attempt["reused"].append(task.prompt_id)
             reporter.task_reused(task.prompt_id, stored["status"])
@@ -311,16 +314,6 @@ def _model_index(cfg: GradeConfig, task: TaskEntry) -> Path | None:
         return resolve_model_dir(cfg.model_dir, task.task_key.model) / "model_index.json"
     except GraderError:
         return None
-
-
-def _regate(result: dict, task_dir: Path, cfg: GradeConfig, qkey: str) -> dict:
-    """A stored result under new quality options: re-gate it from its stored images."""
-    from grader import resume
-
-    if resume.regatable(result):
-        result = apply_quality(result, task_dir, cfg.quality)
-    result["resume"] = dict(result["resume"], quality_key=qkey)
-    return result
 
 
 def build_report(record, results: list[dict], extra_provenance: dict | None = None) -> dict:
