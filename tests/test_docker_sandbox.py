@@ -91,6 +91,9 @@ def test_create_arguments_lock_the_container_down(dirs, fake_image):
     assert labels["sd-grader.task"] == "141" and labels["sd-grader.owner-pid"] == str(os.getpid())
     assert sandbox.path("work") == "/mnt/work"
     assert "device_requests" not in dsb.DockerSandbox(spec_for(dirs)).create_kwargs(["true"])
+    # cuda without a pinned GPU still gets exactly one
+    (any_one,) = dsb.DockerSandbox(spec_for(dirs, env={"GRADER_DEVICE": "cuda"})).create_kwargs(["true"])["device_requests"]
+    assert any_one["Count"] == 1 and any_one["Capabilities"] == [["gpu"]]
 
 
 def test_default_memory_cap_is_a_share_of_the_host(dirs, fake_image):

@@ -632,7 +632,9 @@ class DockerSandbox(Sandbox):
                 raise ValueError(f"mount name {name!r} must be a plain name")
             if not mount.host_path.exists():
                 raise SandboxInfraError(f"mount {name!r}: {mount.host_path} does not exist")
-        self.image = image_info(image, gpu=spec.gpu is not None)
+        # A run on cuda without a pinned GPU still needs one: it gets "any one GPU" (count=1).
+        self.wants_gpu = spec.gpu is not None or str(spec.env.get("GRADER_DEVICE", "")).startswith("cuda")
+        self.image = image_info(image, gpu=self.wants_gpu)
         if self.image.stale and os.environ.get(ALLOW_STALE_ENV) != "1":
             raise SandboxUnavailable(
                 f"image {self.image.name} was built from other sandbox/ sources than this grader's, so its "
@@ -738,6 +740,8 @@ class DockerSandbox(Sandbox):
         if spec.gpu is not None:
             kwargs["device_requests"] = [docker.types.DeviceRequest(
                 device_ids=[g.strip() for g in str(spec.gpu).split(",") if g.strip()], capabilities=[["gpu"]])]
+        elif self.wants_gpu:
+            kwargs["device_requests"] = [docker.types.DeviceRequest(count=1, capabilities=[["gpu"]])]
         return kwargs
 
     def _prepare_work(self) -> None:
