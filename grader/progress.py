@@ -190,8 +190,9 @@ class Reporter:
         self._stop.set()
         if self._live is not None:
             self._live.stop()
+        geomean = summary.get("geomean_speedup")
         self.log("info", "run_finished", tasks=summary.get("n_tasks"), passing=summary.get("n_passing"),
-                 geomean_speedup=summary.get("geomean_speedup"), outputs=",".join(outputs))
+                 geomean_speedup=None if geomean is None else round(geomean, 3), outputs=",".join(outputs))
 
     def close(self) -> None:
         self._stop.set()

@@ -134,7 +134,7 @@ def score_task(result: dict, runs: dict[str, VariantRun], ctx: TaskContext) -> d
         result.update(status=status, message=f"{failed.name}: {failed.message}")
         result["flags"] = sorted(set(flags))
         return result
-    base, exp, gt = (runs[v].timing for v in VARIANTS)
+    base, exp, gt = (runs[v] for v in VARIANTS)
     point, low, high = _speedup(base, exp)
     result.update(speedup=point, speedup_ci=[low, high], gt_speedup=_speedup(base, gt)[0],
                   relative_to_gt=_speedup(gt, exp)[0])
@@ -178,10 +178,11 @@ def apply_quality(result: dict, task_dir: Path, cfg) -> dict:
     return result
 
 
-def _speedup(slow, fast) -> tuple[float, float, float]:
-    from grader.timing import speedup
+def _speedup(slow: VariantRun, fast: VariantRun) -> tuple[float, float, float]:
+    """Paired per-batch speedup when enough batches pair up; else the ratio of medians."""
+    from grader.timing import paired_speedup, speedup
 
-    return speedup(slow, fast)
+    return paired_speedup(slow.batches, fast.batches) or speedup(slow.timing, fast.timing)
 
 
 def crashed_result(task: TaskEntry, exc: BaseException) -> dict:
@@ -324,6 +325,11 @@ def build_report(record, results: list[dict], extra_provenance: dict | None = No
                   "reused_tasks": sorted(record.doc["attempts"][-1].get("reused", []), key=_id_key)
                   if record.doc.get("attempts") else [],
                   "complete": {r["prompt_id"] for r in results} >= set(record.doc.get("task_ids", []))}
+    rescores = record.doc.get("rescores") or []
+    if rescores:
+        last = rescores[-1]
+        provenance["rescored"] = {"at": report._iso(last["at"]), "previous_thresholds": last["previous"],
+                                  "changed": last["changed"], "times": len(rescores)}
     provenance.update(extra_provenance or {})
     return report.build(record.options, results, run_seed=record.run_seed, started=record.started,
                         finished=record.finished or time.time(), version=record.doc.get("grader_version", __version__),

@@ -297,3 +297,63 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_report(tmp_path):
     assert [e["event"] for e in parsed].count("run_started") == 2
     for name in ("report.md", "report.html", "junit.xml"):
         assert (run_dir / name).is_file()
+
+
+# --------------------------------------------------------------------------- progress and the JSON log
+
+
+def test_progress_reports_task_variant_phase_and_logs_json(tmp_path):
+    import io
+    from types import SimpleNamespace
+
+    from grader.progress import ObservedSchedule, Reporter
+
+    pool = tuple(f"prompt {i}" for i in range(20))
+    for console in ("plain", "rich"):
+        run_dir = tmp_path / console
+        stream = io.StringIO()
+        reporter = Reporter(run_dir, console, stream=stream)
+        schedule = ObservedSchedule(pool, 3, 2, reporter=reporter, warmups=1)
+
+        class Worker:                       # stands where the supervisor's VariantWorker asks for batches
+            spec = SimpleNamespace(name="baseline")
+
+            def _start(self):
+                return schedule.warmup(0)
+
+            def step(self):
+                return schedule.timed(0)
+
+        reporter.run_started(run_id="r", run_dir=run_dir, n_tasks=2, reused=1)
+        reporter.task_reused("1", "ok")
+        task_dir = run_dir / "tasks" / "2"
+        (task_dir / "gt").mkdir(parents=True)
+        reporter.task_started("2", task_dir)
+        assert Worker()._start() == schedule.warmup(0) and Worker().step().prompts == schedule.timed(0).prompts
+        assert schedule.timed(0).prompts                               # asked outside a worker: scoring
+        deadline = time.monotonic() + 10
+        while reporter.variant_phase.get("gt") != "loading" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reporter.task_finished("2", "quality_failed", "quality gate failed: ssim_drop", 3.0, ["x"])
+        reporter.run_finished({"n_tasks": 2, "n_passing": 1, "geomean_speedup": 2.0}, ["report.json"])
+        reporter.close()
+        out = stream.getvalue()
+        for needle in ("task_reused", "task=2", "variant=baseline", "phase=warm-up", "phase=timed", "phase=scoring",
+                       "variant=gt", "phase=loading", "status=quality_failed", "run_finished"):
+            assert needle in out, (console, needle)
+        events = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+        assert {"run_started", "task_reused", "task_started", "phase", "task_finished", "run_finished"} <= {
+            e["event"] for e in events}
+        assert all("timestamp" in e and "level" in e for e in events)
+        assert reporter.eta() == 0.0
+
+
+def test_the_json_log_closes_a_line_a_kill_cut(tmp_path):
+    from grader.progress import Reporter
+
+    (tmp_path / "log.jsonl").write_text('{"event": "run_started"}\n{"event": "pha')
+    reporter = Reporter(tmp_path, lambda _: None)
+    reporter("hello")
+    reporter.close()
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert lines[1] == '{"event": "pha' and json.loads(lines[2])["text"] == "hello"

@@ -19,6 +19,7 @@ from grader import __version__
 from grader.config import QualityConfig
 from grader.errors import ConfigError
 
+GATE_KEYS = ("status", "message", "quality", "flags")
 TOLERANCE_NAMES = {"clip": "clip_tolerance", "ssim": "ssim_tolerance", "psnr": "psnr_tolerance_db"}
 
 
@@ -117,7 +118,10 @@ def rescore_run(run_dir: Path, tolerances: dict, clip_model: Path | None = None)
         for result in results:
             before = result["status"]
             if resume.regatable(result):
-                runner.apply_quality(result, run_dir / "tasks" / result["prompt_id"], qcfg)
+                # The gate's verdict is all a rescore may change; everything else (timings of
+                # the original scoring included) stays as graded.
+                regated = runner.apply_quality(copy.deepcopy(result), run_dir / "tasks" / result["prompt_id"], qcfg)
+                result.update({k: regated[k] for k in GATE_KEYS if k in regated})
             result["resume"] = dict(result["resume"], quality_key=qkey)
             resume.atomic_write_json(run_dir / "tasks" / result["prompt_id"] / resume.RESULT_FILE, result)
             if result["status"] != before:
@@ -128,9 +132,7 @@ def rescore_run(run_dir: Path, tolerances: dict, clip_model: Path | None = None)
                  "changed": changed}
         record.doc.setdefault("rescores", []).append(entry)
         record.save()
-        doc = runner.build_report(record, results, {
-            "rescored": {"at": _now_iso(), "previous_thresholds": previous, "changed": changed,
-                         "times": len(record.doc["rescores"])}})
+        doc = runner.build_report(record, results)
         runner.report_outputs(run_dir, doc)
     return doc, notes + changed
 
