@@ -70,6 +70,9 @@ def flag_evidence(task: dict, flag: str) -> str:
     recorded = (v.get("evidence") or {}).get(base) or (v.get("evidence") or {}).get(flag)
     if recorded:
         return f"{variant}: {recorded}"
+    recorded = (task.get("evidence") or {}).get(flag)           # task-level checks (integrity, static)
+    if recorded:
+        return str(recorded)
     if base == "self_report_mismatch":
         from grader import scoring
 

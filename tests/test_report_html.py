@@ -83,7 +83,10 @@ def synthetic_run(tmp_path: Path) -> tuple[Path, dict]:
         _task("7", "timeout", message="experiment: no answer within 60s", difficulty="medium"),
         _task("8", "oom", message="experiment: out of memory", difficulty="hard"),
         _task("9", "error", message="gt: crashed", flags=["gt_failed"], task_key="SDXL_Euler_30"),
+        _measured("11", "ok", 0.01, 0.99, prompts, flags=["baseline_sandbagged", "baseline_timer_mismatch"],
+                  evidence={"baseline_sandbagged": "baseline 0.0400 s/image vs 0.0300 implied by the GT"}),
     ]
+    tasks[-1]["variants"]["baseline"]["evidence"] = {"timer_mismatch": "batch 2: supervisor 0.0800s, worker says 0.0100s"}
     tasks[2]["variants"]["experiment"]["batches"][1]["worker_seconds"] = 0.001
     rng = np.random.default_rng(0)
     for t in tasks:
@@ -133,7 +136,7 @@ def test_page_has_every_section(run):
     for t in doc["tasks"]:
         assert f'id="task-{t["prompt_id"]}"' in page
     # one image grid per task with stored images: 4 rows (prompt, seed) x 3 variants
-    for pid in ("1", "2", "10"):
+    for pid in ("1", "2", "10", "11"):
         section = page.split(f'id="task-{pid}"')[1].split('<section class="task"')[0]
         assert section.count('<img alt="baseline ') == 4 and section.count('<img alt="gt ') == 4
         assert "per-image time distribution" in section
@@ -141,6 +144,9 @@ def test_page_has_every_section(run):
     # flags with their evidence
     section = page.split('id="task-10"')[1].split('<section class="task"')[0]
     assert "timer_mismatch" in section and "worker 0.0010s vs supervisor" in section
+    section = page.split('id="task-11"')[1].split('<section class="task"')[0]
+    assert "baseline_sandbagged</code>: baseline 0.0400 s/image vs 0.0300 implied by the GT" in section
+    assert "baseline_timer_mismatch</code>: baseline: batch 2: supervisor 0.0800s, worker says 0.0100s" in section
     section = page.split('id="task-2"')[1].split('<section class="task"')[0]
     assert "self-reported speedup 2.00x vs measured 8.00x" in section
     assert "ssim_drop" in section
