@@ -134,7 +134,7 @@ def score_task(result: dict, runs: dict[str, VariantRun], ctx: TaskContext) -> d
         result.update(status=status, message=f"{failed.name}: {failed.message}")
         result["flags"] = sorted(set(flags))
         return result
-    base, exp, gt = (runs[v].timing for v in VARIANTS)
+    base, exp, gt = (runs[v] for v in VARIANTS)
     point, low, high = _speedup(base, exp)
     result.update(speedup=point, speedup_ci=[low, high], gt_speedup=_speedup(base, gt)[0],
                   relative_to_gt=_speedup(gt, exp)[0])
@@ -178,10 +178,11 @@ def apply_quality(result: dict, task_dir: Path, cfg) -> dict:
     return result
 
 
-def _speedup(slow, fast) -> tuple[float, float, float]:
-    from grader.timing import speedup
+def _speedup(slow: VariantRun, fast: VariantRun) -> tuple[float, float, float]:
+    """Paired per-batch speedup when enough batches pair up; else the ratio of medians."""
+    from grader.timing import paired_speedup, speedup
 
-    return speedup(slow, fast)
+    return paired_speedup(slow.batches, fast.batches) or speedup(slow.timing, fast.timing)
 
 
 def crashed_result(task: TaskEntry, exc: BaseException) -> dict:
