@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from grader import __version__, integrity, quality, scoring, submission
+from grader import __version__, integrity, quality, scoring, static_check, submission
 from grader.config import GradeConfig
 from grader.errors import GraderError, SchemaViolation
 from grader.manifest import InvalidEntry, TaskEntry, TaskSet
@@ -99,6 +99,10 @@ def grade_task(task: TaskEntry, ctx: TaskContext) -> dict:
     except GraderError as exc:
         result.update(status="error", message=str(exc), flags=["no_model"])
         return result
+    static = {**static_check.scan(files.experiment),
+              **{f"baseline_{flag}": e for flag, e in static_check.scan(files.baseline).items()}}
+    result["flags"].extend(static)
+    result["evidence"] = dict(static)
     if not submission.is_module(files.experiment):
         from grader.script_mode import grade_script
 
@@ -143,7 +147,8 @@ def score_task(result: dict, runs: dict[str, VariantRun], ctx: TaskContext) -> d
         flags.append("self_report_mismatch")
     evidence = integrity.check(runs, result["manifest_speedup"])
     flags.extend(evidence)
-    result["evidence"] = {**{f: e for r in runs.values() for f, e in r.evidence.items()}, **evidence}
+    result["evidence"] = {**result.get("evidence", {}), **{f: e for r in runs.values() for f, e in r.evidence.items()},
+                          **evidence}
     labels = sorted(set.intersection(*(set(p.name for p in runs[v].image_dir.iterdir()) for v in VARIANTS)))
     prompts = [p for label in labels for p in ctx.schedule.timed(int(label[1:])).prompts]
     result["quality_inputs"] = {"labels": labels, "prompts": prompts}

@@ -45,7 +45,7 @@ def grade_script(task, files, model_dir: Path, ctx, result: dict) -> dict:
     variant = {"name": "script", "status": "ok", "message": "", "flags": [], "timing": None,
                "phases": {"total": run.duration}, "stderr_tail": run.stderr_tail(), "retries": run.retries}
     result.update(mode="script", self_reported=True)
-    result["flags"] = ["self_reported"]
+    result["flags"] = sorted(set(result["flags"]) | {"self_reported"})
     if run.timed_out or run.oom or run.returncode != 0:
         status = "timeout" if run.timed_out else "oom" if run.oom else "error"
         message = f"script {'timed out' if run.timed_out else 'ran out of memory' if run.oom else f'exited with code {run.returncode}'}"
