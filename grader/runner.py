@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def invalid_entry_result(entry: InvalidEntry) -> dict:
     return result
 
 
-def grade_task(task: TaskEntry, ctx: TaskContext) -> dict:
+def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> dict:
     result = _base_result(task)
     cfg = ctx.config
     files = submission.find(cfg.submission, task)
@@ -106,17 +107,18 @@ def grade_task(task: TaskEntry, ctx: TaskContext) -> dict:
     if not submission.is_module(files.experiment):
         from grader.script_mode import grade_script
 
-        return grade_script(task, files, model_dir, ctx, result)
+        return grade_script(task, files, model_dir, ctx, result, gpu=gpu)
 
     task_dir = ctx.run_dir / "tasks" / task.prompt_id
     specs = [
         VariantSpec(name=variant, module_path=path, model_dir=model_dir, steps=task.task_key.steps,
-                    device=cfg.device, sandbox=cfg.sandbox, gpu=cfg.gpus[0] if cfg.gpus else None,
+                    device=cfg.device, sandbox=cfg.sandbox, gpu=gpu,
                     timeout=cfg.variant_timeout,
                     labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)))
         for variant, path in (("gt", task.gt_path), ("baseline", files.baseline), ("experiment", files.experiment))
     ]
-    ctx.progress(f"task {task.prompt_id}: running baseline, experiment and GT (interleaved)")
+    result["gpu"] = gpu
+    ctx.progress(f"task {task.prompt_id}: running baseline, experiment and GT (interleaved)" + (f" on GPU {gpu}" if gpu else ""))
     runs = run_variants(specs, ctx.schedule, cfg.timing, task_dir)
     for name, run in runs.items():
         result["variants"][name] = run.to_dict()
@@ -271,6 +273,7 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
         reporter.task_reused(entry.prompt_id, "error", "invalid manifest entry")
 
     attempt = record.attempt()
+    to_grade = []
     for task, task_dir, key, stored, why in plan:
         if stored is not None:
             if stored["resume"]["quality_key"] != qkey:
@@ -283,23 +286,32 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
             results[task.prompt_id] = stored
             attempt["reused"].append(task.prompt_id)
             reporter.task_reused(task.prompt_id, stored["status"])
-            continue
+        else:
+            to_grade.append((task, task_dir, key, why))
+
+    lock = threading.Lock()
+
+    def run_one(task, task_dir, key, why, gpu):
         # Nothing of an earlier attempt at this task may pass for a result of this one.
         (task_dir / resume.RESULT_FILE).unlink(missing_ok=True)
         resume.remove_partials(task_dir)
-        reporter.task_started(task.prompt_id, task_dir, "" if why == "no stored result" else why)
+        with lock:
+            reporter.task_started(task.prompt_id, task_dir, "" if why == "no stored result" else why)
         t0 = time.monotonic()
         try:
-            result = grade_task(task, ctx)
+            result = grade_task(task, ctx, gpu=gpu)
         except Exception as exc:  # noqa: BLE001 - one task's grader bug must not sink the run
             result = crashed_result(task, exc)
         result["grade_seconds"] = time.monotonic() - t0
         result["resume"] = {"key": key, "quality_key": qkey}
         write_json_atomic(task_dir / resume.RESULT_FILE, result)
-        results[task.prompt_id] = result
-        attempt["graded"].append(task.prompt_id)
-        reporter.task_finished(task.prompt_id, result["status"], result["message"], result["grade_seconds"],
-                               result["flags"])
+        with lock:
+            results[task.prompt_id] = result
+            attempt["graded"].append(task.prompt_id)
+            reporter.task_finished(task.prompt_id, result["status"], result["message"], result["grade_seconds"],
+                                   result["flags"])
+
+    for_each_gpu(cfg.gpus, to_grade, run_one)
 
     finished = time.time()
     attempt["finished_at"] = finished
@@ -309,6 +321,36 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
     outputs = report_outputs(run_dir, doc)
     reporter.run_finished(doc["summary"], outputs)
     return doc
+
+
+def for_each_gpu(gpus: tuple[str, ...], items: list[tuple], work: Callable) -> None:
+    """Call ``work(*item, gpu)`` for every item, one item per GPU at a time.
+
+    With one GPU or none, items run in order in this thread. With several, each GPU
+    has one thread taking the next item, so independent tasks run concurrently while
+    no GPU ever holds two timed runs at once (a task's variants share its GPU and
+    are interleaved, never simultaneous).
+    """
+    if len(gpus) <= 1:
+        for item in items:
+            work(*item, gpus[0] if gpus else None)
+        return
+    pending = list(reversed(items))
+    guard = threading.Lock()
+
+    def drain(gpu: str) -> None:
+        while True:
+            with guard:
+                if not pending:
+                    return
+                item = pending.pop()
+            work(*item, gpu)
+
+    threads = [threading.Thread(target=drain, args=(gpu,), name=f"gpu-{gpu}") for gpu in gpus]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def _env_options(options: dict) -> dict:

@@ -21,7 +21,7 @@ from grader.sandboxes import Limits, Mount, SandboxSpec, get
 METRICS_FILE = "metrics.json"
 
 
-def grade_script(task, files, model_dir: Path, ctx, result: dict) -> dict:
+def grade_script(task, files, model_dir: Path, ctx, result: dict, gpu: str | None = None) -> dict:
     cfg = ctx.config
     root = ctx.run_dir / "tasks" / task.prompt_id / "script"
     if root.exists():
@@ -33,7 +33,7 @@ def grade_script(task, files, model_dir: Path, ctx, result: dict) -> dict:
     for folder in (root, work, work / "tmp"):
         folder.chmod(0o777)
     spec = SandboxSpec(mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(model_dir)},
-                       limits=Limits(), gpu=cfg.gpus[0] if cfg.gpus else None,
+                       limits=Limits(), gpu=gpu,
                        labels={"sd-grader.task": task.prompt_id, "sd-grader.variant": "script"})
     probe = get(cfg.sandbox, spec)
     env = {"GRADER_DEVICE": cfg.device, "GRADER_MODEL_DIR": probe.path("model"),

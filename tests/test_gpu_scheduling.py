@@ -1,0 +1,57 @@
+"""``--gpus``: independent tasks run concurrently, one task per GPU at a time (CPU-tested)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from grader.config import GradeConfig
+from grader.runner import for_each_gpu, grade
+from support import metrics, prompt_file, small_timing, sleepy, task_set, write
+
+
+def test_one_item_per_gpu_at_a_time_and_all_gpus_used():
+    spans: list[tuple[str, float, float]] = []
+    lock = threading.Lock()
+
+    def work(name, gpu):
+        t0 = time.monotonic()
+        time.sleep(0.05)
+        with lock:
+            spans.append((gpu, t0, time.monotonic()))
+
+    t0 = time.monotonic()
+    for_each_gpu(("0", "1", "2"), [(f"t{i}",) for i in range(9)], work)
+    elapsed = time.monotonic() - t0
+    assert len(spans) == 9 and {g for g, _, _ in spans} == {"0", "1", "2"}
+    for gpu in "012":
+        mine = sorted((a, b) for g, a, b in spans if g == gpu)
+        assert all(prev_end <= start for (_, prev_end), (start, _) in zip(mine, mine[1:]))
+    assert elapsed < 9 * 0.05 * 0.7  # ran concurrently
+
+
+def test_without_gpus_items_run_in_order_in_this_thread():
+    seen = []
+    for_each_gpu((), [("a",), ("b",)], lambda name, gpu: seen.append((name, gpu, threading.current_thread().name)))
+    assert [s[:2] for s in seen] == [("a", None), ("b", None)]
+    assert {s[2] for s in seen} == {threading.current_thread().name}
+
+
+@pytest.mark.slow
+def test_grade_spreads_tasks_over_gpus(tmp_path):
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": str(i), "gt": sleepy(0.01)} for i in (1, 2)])
+    sub = tmp_path / "sub"
+    for pid in "12":
+        write(sub / f"{pid}_baseline.py", sleepy(0.01))
+        write(sub / f"{pid}_experiment.py", sleepy(0.005))
+        write(sub / f"{pid}_metrics.json", metrics(2.0))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model_index.json").write_text("{}")
+    cfg = GradeConfig(submission=sub, tasks=tasks, model_dir=tmp_path / "models", out=tmp_path / "run",
+                      gpus=("0", "1"), seed=3, prompts_file=prompt_file(tmp_path / "p.txt"),
+                      timing=small_timing(min_batches=3, max_batches=3, probes=False))
+    doc = grade(cfg, progress=lambda _: None)
+    assert {t["status"] for t in doc["tasks"]} == {"ok"}
+    assert sorted(t["gpu"] for t in doc["tasks"]) == ["0", "1"]
