@@ -120,16 +120,14 @@ class Reporter:
             structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
             structlog.dev.ConsoleRenderer(colors=colors, pad_event_to=0, sort_keys=False),
         ])
-        # run state for the display and the ETA
+        # run state for the display and the ETA; several tasks may run at once (one per GPU)
         self.n_tasks = 0
         self.n_done = 0
         self.to_grade = 0
+        self.workers = 1
         self.graded_seconds: list[float] = []
-        self.current: str | None = None
-        self.current_dir: Path | None = None
-        self.current_started = 0.0
-        self.variant_phase: dict[str, str] = {}
-        self.active = ("", "")
+        self.tasks: dict[str, _TaskState] = {}
+        self._thread_task: dict[int, str] = {}
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -149,8 +147,8 @@ class Reporter:
 
     # -- run
     def run_started(self, *, run_id: str, run_dir: Path, n_tasks: int, reused: int, notes: list[str] = (),
-                    **fields) -> None:
-        self.n_tasks, self.n_done, self.to_grade = n_tasks, 0, n_tasks - reused
+                    workers: int = 1, **fields) -> None:
+        self.n_tasks, self.n_done, self.to_grade, self.workers = n_tasks, 0, n_tasks - reused, max(1, workers)
         for note in notes:
             self.log("info", "note", text=note)
         self.log("info", "run_started", run_id=run_id, run_dir=str(run_dir), tasks=n_tasks, reused=reused, **fields)
@@ -160,23 +158,27 @@ class Reporter:
         self._poller.start()
 
     def task_reused(self, task_id: str, status: str, why: str = "") -> None:
-        self.n_done += 1
+        with self._lock:
+            self.n_done += 1
         self.log("info", "task_reused", task=task_id, status=status, **({"note": why} if why else {}))
         self._refresh()
 
     def task_started(self, task_id: str, task_dir: Path, why: str = "") -> None:
+        """Called in the thread that grades the task: its phases are told from that thread."""
         with self._lock:
-            self.current, self.current_dir, self.current_started = task_id, task_dir, time.monotonic()
-            self.variant_phase, self.active = {}, ("", "starting")
-        self.log("info", "task_started", task=task_id, index=self.n_done + 1, of=self.n_tasks,
-                 **({"why": why} if why else {}))
+            self.tasks[task_id] = _TaskState(task_dir, time.monotonic())
+            self._thread_task[threading.get_ident()] = task_id
+            index = self.n_done + len(self.tasks)
+        self.log("info", "task_started", task=task_id, index=index, of=self.n_tasks, **({"why": why} if why else {}))
         self._refresh()
 
     def task_finished(self, task_id: str, status: str, message: str, seconds: float, flags: list[str]) -> None:
         with self._lock:
             self.n_done += 1
             self.graded_seconds.append(seconds)
-            self.current, self.current_dir, self.active = None, None, ("", "")
+            self.tasks.pop(task_id, None)
+            for ident in [i for i, t in self._thread_task.items() if t == task_id]:
+                del self._thread_task[ident]
         level = "info" if status == "ok" else "warning"
         fields = {"task": task_id, "status": status, "seconds": round(seconds, 2)}
         if flags:
@@ -204,15 +206,21 @@ class Reporter:
             self._json_sink.close()
 
     # -- phases
-    def phase(self, variant: str, phase: str, detail: str = "") -> None:
-        """A variant of the current task entered ``phase`` (loading, warm-up, timed, scoring)."""
+    def phase(self, variant: str, phase: str, detail: str = "", task: str | None = None) -> None:
+        """A variant of a running task entered ``phase`` (loading, warm-up, timed, probes, scoring).
+
+        ``task`` defaults to the task graded by the calling thread.
+        """
         with self._lock:
-            if self.current is None:
+            task = task or self._thread_task.get(threading.get_ident())
+            if task is None and len(self.tasks) == 1:
+                task = next(iter(self.tasks))
+            state = self.tasks.get(task)
+            if state is None:
                 return
-            self.active = (variant, f"{phase} {detail}".strip())
-            changed = self.variant_phase.get(variant) != phase
-            self.variant_phase[variant] = phase
-            task = self.current
+            state.shown = (variant, f"{phase} {detail}".strip())
+            changed = state.phases.get(variant) != phase
+            state.phases[variant] = phase
         if changed:
             self.log("info", "phase", task=task, variant=variant or "-", phase=phase)
         else:
@@ -220,37 +228,49 @@ class Reporter:
         self._refresh()
 
     def eta(self) -> float | None:
+        """Seconds left: mean graded-task time x tasks left, shared by the parallel workers."""
         with self._lock:
             if not self.graded_seconds:
                 return None
             mean = sum(self.graded_seconds) / len(self.graded_seconds)
             remaining = max(self.to_grade - len(self.graded_seconds), 0)
-            elapsed = time.monotonic() - self.current_started if self.current else 0.0
-            return max(mean * remaining - elapsed, 0.0)
+            now = time.monotonic()
+            in_flight = sum(min(now - t.started, mean) for t in self.tasks.values())
+            return max(mean * remaining - in_flight, 0.0) / self.workers
+
+    @property
+    def variant_phase(self) -> dict[str, str]:
+        """Phases of the variants of the one running task (or of the first, when several run)."""
+        with self._lock:
+            state = next(iter(self.tasks.values()), None)
+            return dict(state.phases) if state else {}
 
     def _poll(self) -> None:
         while not self._stop.wait(0.5):
             with self._lock:
-                task_dir = self.current_dir
-                seen = dict(self.variant_phase)
-            if task_dir is None:
-                self._refresh()
-                continue
-            for variant in VARIANTS + ("script",):
-                if variant not in seen and (task_dir / variant).is_dir():
-                    self.phase(variant, "script" if variant == "script" else "loading")
+                running = [(task, state.dir, dict(state.phases)) for task, state in self.tasks.items()]
+            for task, task_dir, seen in running:
+                for variant in VARIANTS + ("script",):
+                    if variant not in seen and (task_dir / variant).is_dir():
+                        self.phase(variant, "script" if variant == "script" else "loading", task=task)
             self._refresh()
 
     def _refresh(self) -> None:
         if self._live is None:
             return
         with self._lock:
-            variant, phase = self.active
-            task = self.current or "-"
-            elapsed = time.monotonic() - self.current_started if self.current else None
-        self._live.update(done=self.n_done, task=task, variant=variant or "-", phase=phase or "-",
-                          task_elapsed=_fmt_duration(elapsed) if elapsed is not None else "-",
-                          eta=_fmt_duration(self.eta()))
+            now = time.monotonic()
+            running = [f"{task} {state.shown[0] or ''} {state.shown[1]} ({_fmt_duration(now - state.started)})"
+                       .replace("  ", " ") for task, state in self.tasks.items()]
+            done = self.n_done
+        self._live.update(done=done, activity="; ".join(running) or "-", eta=_fmt_duration(self.eta()))
+
+
+class _TaskState:
+    def __init__(self, task_dir: Path, started: float):
+        self.dir, self.started = task_dir, started
+        self.phases: dict[str, str] = {}
+        self.shown: tuple[str, str] = ("", "starting")
 
 
 def _isatty(stream) -> bool:
@@ -272,13 +292,11 @@ class _RichDisplay:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("task [bold]{task.fields[task]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("[cyan]{task.fields[variant]}"), TextColumn("{task.fields[phase]}"),
-            TextColumn("task {task.fields[task_elapsed]}"), TextColumn("ETA {task.fields[eta]}"),
+            SpinnerColumn(), TextColumn("[bold]tasks"), BarColumn(bar_width=24), MofNCompleteColumn(),
+            TextColumn("ETA {task.fields[eta]}"), TextColumn("[cyan]{task.fields[activity]}"),
             console=self.console, transient=False, refresh_per_second=4,
         )
-        self.task_id = self.progress.add_task("grading", total=total, task="-", variant="-", phase="-",
-                                              task_elapsed="-", eta="--:--")
+        self.task_id = self.progress.add_task("grading", total=total, activity="-", eta="--:--")
         self.progress.start()
 
     def update(self, done: int, **fields) -> None:

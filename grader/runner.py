@@ -268,7 +268,7 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
     n_reused = sum(1 for p in plan if p[3] is not None)
     reporter.run_started(run_id=record.doc["run_id"], run_dir=run_dir, n_tasks=len(task_set.invalid) + len(plan),
                          reused=len(task_set.invalid) + n_reused, notes=notes, run_seed=run_seed,
-                         attempt=len(record.doc["attempts"]))
+                         attempt=len(record.doc["attempts"]), workers=max(1, len(cfg.gpus)))
     for entry in task_set.invalid:
         reporter.task_reused(entry.prompt_id, "error", "invalid manifest entry")
 

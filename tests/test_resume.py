@@ -357,3 +357,42 @@ def test_the_json_log_closes_a_line_a_kill_cut(tmp_path):
     reporter.close()
     lines = (tmp_path / "log.jsonl").read_text().splitlines()
     assert lines[1] == '{"event": "pha' and json.loads(lines[2])["text"] == "hello"
+
+
+def test_progress_attributes_phases_of_concurrent_tasks_to_their_threads(tmp_path):
+    import threading
+    from types import SimpleNamespace
+
+    from grader.progress import ObservedSchedule, Reporter
+
+    lines: list[str] = []
+    reporter = Reporter(tmp_path, lines.append)
+    schedule = ObservedSchedule(tuple(f"prompt {i}" for i in range(20)), 3, 2, reporter=reporter, warmups=1)
+    reporter.run_started(run_id="r", run_dir=tmp_path, n_tasks=2, reused=0, workers=2)
+    both_started = threading.Barrier(2)
+
+    def grade_one(task_id: str, variant: str) -> None:
+        reporter.task_started(task_id, tmp_path / "tasks" / task_id)
+        both_started.wait()
+
+        class Worker:
+            spec = SimpleNamespace(name=variant)
+
+            def step(self):
+                return schedule.timed(0)
+
+        Worker().step()
+        both_started.wait()
+        reporter.task_finished(task_id, "ok", "", 2.0, [])
+
+    threads = [threading.Thread(target=grade_one, args=(t, v)) for t, v in (("7", "gt"), ("8", "experiment"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reporter.close()
+    phases = [line for line in lines if "phase=timed" in line]
+    assert any("task=7" in line and "variant=gt" in line for line in phases)
+    assert any("task=8" in line and "variant=experiment" in line for line in phases)
+    assert not any("task=7" in line and "variant=experiment" in line for line in phases)
+    assert reporter.eta() == 0.0 and reporter.n_done == 2
