@@ -222,6 +222,32 @@ def test_running_container_has_labels_and_limits(dirs):
 
 
 @pytest.mark.docker
+def test_concurrent_runs_from_threads(tmp_path):
+    """Tasks run concurrently (one per GPU): sandboxes are used from several threads at once."""
+    results, errors = {}, []
+
+    def one(i: int) -> None:
+        work = tmp_path / f"w{i}"
+        work.mkdir()
+        try:
+            with get("docker", SandboxSpec(mounts={"work": Mount(work, read_only=False)},
+                                           labels={"run": "concurrent"})) as sandbox:
+                results[i] = sandbox.exec(py(f"import time; time.sleep(1); print({i})"), timeout=120)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    assert not errors, errors
+    assert {i: r.stdout for i, r in results.items()} == {i: f"{i}\n".encode() for i in range(6)}
+    assert all(r.ok and r.retries == 0 for r in results.values())
+    assert dsb.client().api.containers(all=True, filters={"label": "sd-grader.run=concurrent"}) == []
+
+
+@pytest.mark.docker
 def test_endless_loop_times_out_and_its_container_is_gone(dirs):
     import docker
 

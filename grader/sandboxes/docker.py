@@ -125,7 +125,8 @@ def client():
     with _client_lock:
         if _client_obj is None:
             try:
-                candidate = docker.from_env(timeout=API_TIMEOUT)
+                # two long-lived connections per running container (wait + attach): room for many GPUs
+                candidate = docker.from_env(timeout=API_TIMEOUT, max_pool_size=64)
                 candidate.ping()
             except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
                 raise SandboxUnavailable(
