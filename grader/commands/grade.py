@@ -46,20 +46,28 @@ def register(sub) -> None:
     validate.set_defaults(func=run_validate)
 
 
-def choose_sandbox(requested: str) -> str:
+def choose_sandbox(requested: str, device: str = "cpu") -> str:
+    """``auto``: Docker when the engine answers and the sandbox image is current, else local (said plainly)."""
     if requested != "auto":
         return requested
-    from grader.sandboxes import provider
+    from grader.errors import SandboxError
 
     try:
-        docker = provider("docker")
-        if getattr(docker, "available", lambda: False)():
-            print("grader: Docker engine found: grading in isolated containers (--sandbox docker)")
-            return "docker"
-    except Exception:  # noqa: BLE001 - any failure to reach docker means: use local
-        pass
-    print("grader: no usable Docker engine: grading with --sandbox local, which does NOT isolate submissions")
-    return "local"
+        from grader.sandboxes import docker as docker_sandbox
+
+        docker_sandbox.client()
+        image = docker_sandbox.image_info(gpu=device == "cuda")
+    except (SandboxError, ImportError) as exc:
+        reason = str(exc).split(";")[0]
+        print(f"grader: Docker is not usable here ({reason}):\n"
+              "grader: grading with --sandbox local, which does NOT isolate submissions from this machine")
+        return "local"
+    if image.stale:
+        print(f"grader: sandbox image {image.name} was built from other sandbox/ sources; rebuild it with "
+              "`make image-cpu` (or `make image`).\ngrader: grading with --sandbox local, which does NOT isolate submissions")
+        return "local"
+    print(f"grader: Docker engine and image {image.name} found: every variant runs in an isolated container")
+    return "docker"
 
 
 def config_from_args(args) -> GradeConfig:
@@ -72,7 +80,7 @@ def config_from_args(args) -> GradeConfig:
                             ssim_tolerance=args.ssim_tolerance, psnr_tolerance_db=args.psnr_tolerance)
     return GradeConfig(
         submission=args.submission, tasks=args.tasks, model_dir=args.model_dir, out=args.out,
-        sandbox=choose_sandbox(args.sandbox), device=args.device,
+        sandbox=choose_sandbox(args.sandbox, args.device), device=args.device,
         gpus=tuple(g for g in args.gpus.split(",") if g), only=frozenset(i for i in args.only.split(",") if i),
         run_id=args.run_id, prompts_file=args.prompts, seed=args.seed, variant_timeout=args.variant_timeout,
         script_timeout=args.variant_timeout, timing=timing, quality=quality,
