@@ -8,7 +8,7 @@ enough to time pipelines and to compare variants image for image (PSNR/SSIM vs b
 the UNet's output layer is rescaled (``_calibrate_unet``) so that steps, guidance and
 caching change the images about as they would with a trained model.
 
-- ``size="tiny"``: a few-hundred-KB pipeline that makes 32x32 images in milliseconds per
+- ``size="tiny"``: a 1.4 MB pipeline that makes 32x32 images in a few milliseconds per
   step on a CPU; used by the tests and the example submission.
 - ``size="sd15"``: the real SD1.5 architecture (UNet 320/640/1280/1280, VAE 128..512, CLIP
   ViT-L/14 text encoder), 512 px, random weights; for GPU timing benchmarks.
@@ -16,7 +16,8 @@ caching change the images about as they would with a trained model.
 Deterministic: every component is initialised right after ``torch.manual_seed(seed + k)``,
 so the same seed gives the same weights (and reference images stay comparable across
 builds). The tokenizer is a hand-made character-level CLIP BPE vocabulary (no merges):
-any English prompt tokenizes, characters outside the vocabulary map to ``<|unk|>``.
+any English prompt tokenizes, characters outside the vocabulary map to ``<|unk|>``; one
+token per character, so prompts past ~75 characters are truncated at 77 tokens.
 Everything written is made world-readable, because sandbox containers read the mounted
 folder as another uid and ``save_pretrained`` writes owner-only files.
 """

@@ -1,0 +1,20 @@
+"""Baseline for SD1.5_DDIM_50: the plain pipeline, 50 DDIM steps."""
+
+import os
+
+import torch
+from diffusers import StableDiffusionPipeline
+
+STEPS = 50
+
+
+def load_pipeline():
+    device = os.environ.get("GRADER_DEVICE", "cpu")
+    kwargs = {"torch_dtype": torch.float16} if device.startswith("cuda") else {}
+    pipe = StableDiffusionPipeline.from_pretrained(os.environ["GRADER_MODEL_DIR"], **kwargs).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def inference(pipe, prompts, generator=None, num_inference_steps=None):
+    return pipe(prompt=prompts, num_inference_steps=num_inference_steps or STEPS, generator=generator).images
