@@ -7,51 +7,16 @@ Markdown and the table are renderings of it and hold nothing the JSON lacks.
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 from grader import schemas, scoring
-from grader.config import GradeConfig
 
 REPORT_SCHEMA = "report.schema.json"
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _libraries() -> dict:
-    out = {"python": platform.python_version()}
-    for name in ("torch", "diffusers", "transformers", "torchmetrics", "numpy"):
-        try:
-            out[name] = __import__(name).__version__
-        except Exception:  # noqa: BLE001 - provenance is best effort
-            out[name] = None
-    return out
-
-
-def _device_info(device: str) -> dict:
-    info = {"device": device, "host": platform.node(), "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count()}
-    if device == "cuda":
-        try:
-            import torch
-
-            info["gpu"] = torch.cuda.get_device_name(0)
-            info["cuda"] = torch.version.cuda
-        except Exception:  # noqa: BLE001
-            info["gpu"] = None
-    return info
 
 
 def build(cfg, tasks: list[dict], *, run_seed: int, started: float, finished: float, version: str,

@@ -94,7 +94,8 @@ def run_grade(args) -> int:
     doc = runner.grade(cfg)
     print()
     print(report.table(doc))
-    print(f"\nreport: {Path(cfg.out) / 'report.json'} and report.md")
+    out = Path(cfg.out)
+    print(f"\nreports: {out / 'report.json'}, report.md, report.html, junit.xml (in {out})")
     return 0
 
 
