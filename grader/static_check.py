@@ -92,13 +92,6 @@ SENSITIVE_WORDS = ("gt_code", "config_data", "dataset_manifest", "file_id_mappin
 ALLOWED_ABSOLUTE = ("/tmp", "/dev/null", "/dev/shm", "/dev/stdout", "/dev/stderr", "/proc/self/status",
                     "/proc/meminfo", "/proc/cpuinfo", "/sys/devices/system/cpu", "/usr/share/zoneinfo",
                     "/mnt/model", "/mnt/work")
-FILESYSTEM_CALLS = frozenset({
-    "open", "io.open", "os.open", "os.listdir", "os.scandir", "os.walk", "os.stat", "os.path.exists",
-    "os.path.isfile", "os.path.isdir", "os.path.join", "pathlib.Path", "glob.glob", "glob.iglob",
-    "shutil.copy", "shutil.copyfile", "shutil.copytree", "shutil.rmtree", "shutil.move", "numpy.load",
-    "numpy.save", "torch.load", "torch.save", "os.remove", "os.unlink", "os.rename", "os.replace", "os.symlink",
-    "os.chdir", "PIL.Image.open",
-})
 FILL_METHODS = frozenset({"setdefault", "__setitem__", "update", "append", "extend", "add", "insert", "appendleft"})
 PASS_THROUGH = frozenset({"dirname", "resolve", "absolute", "Path", "abspath", "realpath", "normpath", "PurePath", "str", "fspath"})
 PROMPT_NAMES = frozenset({"prompts", "prompt"})
@@ -110,7 +103,7 @@ def scan(path: Path) -> dict[str, str]:
     try:
         source = Path(path).read_text(encoding="utf-8", errors="replace")
         tree = ast.parse(source, filename=str(path))
-    except (SyntaxError, ValueError, OSError):
+    except (SyntaxError, ValueError, OSError, RecursionError, MemoryError):
         return {}
     return scan_tree(tree)
 
@@ -119,15 +112,18 @@ def scan_source(source: str) -> dict[str, str]:
     """``scan`` for a string of source code."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return {}
     return scan_tree(tree)
 
 
 def scan_tree(tree: ast.AST) -> dict[str, str]:
     visitor = _Visitor()
-    visitor.visit(tree)
-    _find_prompt_caches(tree, visitor)
+    try:
+        visitor.visit(tree)
+        _find_prompt_caches(tree, visitor)
+    except RecursionError:   # absurdly nested code: report what was found so far
+        visitor.flag("static_dynamic_code", tree, "code too deeply nested to read")
     return {flag: "; ".join(lines[:MAX_EVIDENCE]) + (f"; and {len(lines) - MAX_EVIDENCE} more" if len(lines) > MAX_EVIDENCE else "")
             for flag, lines in sorted(visitor.found.items())}
 
@@ -367,9 +363,6 @@ class _Visitor(ast.NodeVisitor):
                 return
         if text.startswith("../") or "/../" in text or text == "..":
             self.flag("static_suspicious_path", node, f"climbs out of its folder with {shown!r}")
-
-    def visit_Name(self, node: ast.Name) -> None:
-        self.generic_visit(node)
 
 
 def _parents_of_file(node: ast.AST) -> int:

@@ -299,3 +299,11 @@ def test_bundled_example_submission_is_not_flagged():
         pytest.skip("no bundled example submission")
     found = {f.name: scan(f) for f in files}
     assert not any(found.values()), found
+
+
+def test_absurdly_nested_code_does_not_crash_the_grader(tmp_path):
+    deep = tmp_path / "deep.py"
+    deep.write_text("x = " + "(" * 5000 + "1" + ")" * 5000 + "\n")
+    assert isinstance(scan(deep), dict)
+    nested = "def load_pipeline():\n    return " + "[" * 180 + "]" * 180 + "\n"
+    assert isinstance(scan_source(nested), dict)
