@@ -276,10 +276,11 @@ class VariantWorker:
         # Against the fastest fresh batch, so noise on a busy machine cannot make an honest
         # repeat look cached; a replayed answer is still far below it.
         fresh = min(b.seconds / b.n_images for b in run.batches)
-        seconds, repeat = send(Batch(0, first.prompts, first.seed, kind="repeat"))
-        _, new_seed = send(Batch(1, first.prompts, first.seed, kind="seedprobe",
-                                 seeds=tuple(first.seed + 7919 + k for k in range(len(first.prompts)))))
-        _, cross = send(Batch(2, (first.prompts[0], pool_prompt), first.seed, kind="promptprobe",
+        # Probe requests carry fresh indices after the timed ones, like any timed batch.
+        base = self.next_index
+        seconds, repeat = send(Batch(base, first.prompts, first.seed, kind="repeat"))
+        _, new_seed = send(Batch(base + 1, first.prompts, first.seed + 7919, kind="seedprobe"))
+        _, cross = send(Batch(base + 2, (first.prompts[0], pool_prompt), first.seed, kind="promptprobe",
                               seeds=(first.seed, first.seed)))
         run.probes.update(
             repeat_ratio=(seconds / len(repeat)) / fresh,
@@ -400,8 +401,7 @@ def _run_batch(session: _Session, batch: Batch, spec: VariantSpec, timing: Timin
     out_rel = f"out/{batch.label}"
     request = {"op": "batch", "index": batch.index, "prompts": list(batch.prompts), "seed": batch.seed,
                "steps": spec.steps, "out": out_rel}
-    if batch.seeds is not None:
-        request["seeds"] = list(batch.seeds)
+    request["seeds"] = list(batch.seeds) if batch.seeds is not None else [batch.seed + k for k in range(len(batch.prompts))]
     what = f"generating {batch.kind} batch {batch.index}"
     t0 = time.perf_counter()
     session.request(request)
@@ -416,7 +416,8 @@ def _run_batch(session: _Session, batch: Batch, spec: VariantSpec, timing: Timin
         run.image_shape = shape
     elif run.image_shape != shape:
         raise WorkerCrashed(f"image size changed from {run.image_shape} to {shape}", flags=("wrong_image_size",))
-    run.digests[batch.label] = [hashlib.sha1(a.tobytes()).hexdigest() for a in arrays]
+    key = batch.label if batch.kind in ("timed", "warmup") else f"probe-{batch.kind}"
+    run.digests[key] = [hashlib.sha1(a.tobytes()).hexdigest() for a in arrays]
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         shutil.move(str(folder), keep / batch.label)

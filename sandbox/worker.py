@@ -37,11 +37,20 @@ def _versions() -> dict:
     return out
 
 
+_DEVICE_SYNC = None
+
+
+def _capture_sync() -> None:
+    """Keep torch's own synchronize before any untrusted code can replace it."""
+    global _DEVICE_SYNC
+    import torch
+
+    _DEVICE_SYNC = torch.cuda.synchronize
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
+        _DEVICE_SYNC()
 
 
 def _error(kind: str, exc: BaseException) -> dict:
@@ -80,7 +89,7 @@ class Worker:
         self.accepts: set[str] = set()
 
     def load(self) -> bool:
-        import torch  # noqa: F401 - imported before the module so its import time is not charged to it
+        _capture_sync()  # imports torch before the module, so its import time is not charged to it
 
         t0 = time.perf_counter()
         try:

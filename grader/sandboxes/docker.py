@@ -456,6 +456,30 @@ class DockerProcess(RunningProcess):
                 time.sleep(0.5)  # the daemon hiccuped; the container may still run
         self._exit_event.set()
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time of every process in the container (its cgroup), daemons included."""
+        try:
+            pid = int(self.container.attrs.get("State", {}).get("Pid") or 0)
+            if not pid:
+                self.container.reload()
+                pid = int(self.container.attrs["State"].get("Pid") or 0)
+            for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+                if line.startswith("0::"):
+                    stat = Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "cpu.stat"
+                    for row in stat.read_text().splitlines():
+                        if row.startswith("usage_usec "):
+                            return int(row.split()[1]) / 1e6
+        except (OSError, ValueError, KeyError):
+            pass
+        try:
+            stats = self.sandbox_client().api.stats(self.container.id, stream=False, one_shot=True)
+            return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+        except Exception:  # noqa: BLE001 - no CPU accounting available
+            return None
+
+    def sandbox_client(self):
+        return client()
+
     def _watch(self) -> None:
         limits = self.sandbox.spec.limits
         work = self.sandbox.spec.mounts["work"].host_path

@@ -59,6 +59,20 @@ class _CappedReader(threading.Thread):
         return bytes(self.head) + middle + bytes(self.tail), truncated
 
 
+def token_pids(token: str) -> list[int]:
+    """Every process whose environment carries the run's token (escaped daemons too)."""
+    needle = f"{TOKEN_VAR}={token}".encode()
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            with open(f"/proc/{proc.pid}/environ", "rb") as fh:
+                if needle in fh.read().split(b"\0"):
+                    found.append(proc.pid)
+        except OSError:
+            continue
+    return found
+
+
 def kill_by_token(token: str) -> int:
     """SIGKILL every process whose environment carries ``token``; return how many."""
     killed = 0
@@ -94,11 +108,17 @@ class LocalProcess(RunningProcess):
     def cpu_seconds(self) -> float | None:
         try:
             root = psutil.Process(self.popen.pid)
-            procs = [root, *root.children(recursive=True)]
+            procs = {p.pid: p for p in (root, *root.children(recursive=True))}
         except psutil.Error:
             return None
+        for pid in token_pids(self.token):
+            if pid not in procs:
+                try:
+                    procs[pid] = psutil.Process(pid)
+                except psutil.Error:
+                    continue
         total = 0.0
-        for proc in procs:
+        for proc in procs.values():
             try:
                 times = proc.cpu_times()
                 total += times.user + times.system + times.children_user + times.children_system
