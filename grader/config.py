@@ -81,10 +81,15 @@ class GradeConfig:
     script_timeout: float = 1800.0
     timing: TimingConfig = field(default_factory=TimingConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    executor: str = "local"
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.device in ("cpu", "cuda"), "device", self.device, "'cpu' or 'cuda'")
         _check(self.sandbox in ("local", "docker", "fake"), "sandbox", self.sandbox, "'local' or 'docker'")
+        _check(self.executor in ("local", "ray"), "executor", self.executor, "'local' or 'ray'")
+        _check(self.ray_address is None or (self.executor == "ray" and isinstance(self.ray_address, str) and self.ray_address.strip() != ""),
+               "ray_address", self.ray_address, "None, or a non-empty address with executor='ray'")
         _check(self.variant_timeout > 0, "variant_timeout", self.variant_timeout, "> 0")
         for name in ("submission", "tasks", "model_dir"):
             path = getattr(self, name)

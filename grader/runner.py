@@ -311,7 +311,7 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
             reporter.task_finished(task.prompt_id, result["status"], result["message"], result["grade_seconds"],
                                    result["flags"])
 
-    for_each_gpu(cfg.gpus, to_grade, run_one)
+    for_each_gpu(cfg.gpus, to_grade, run_one, ctx=ctx)
 
     finished = time.time()
     attempt["finished_at"] = finished
@@ -323,14 +323,22 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
     return doc
 
 
-def for_each_gpu(gpus: tuple[str, ...], items: list[tuple], work: Callable) -> None:
+def for_each_gpu(gpus: tuple[str, ...], items: list[tuple], work: Callable, ctx: TaskContext | None = None) -> None:
     """Call ``work(*item, gpu)`` for every item, one item per GPU at a time.
 
     With one GPU or none, items run in order in this thread. With several, each GPU
     has one thread taking the next item, so independent tasks run concurrently while
     no GPU ever holds two timed runs at once (a task's variants share its GPU and
     are interleaved, never simultaneous).
+
+    With ``ctx.config.executor == "ray"`` the items go to a Ray cluster instead
+    (:mod:`grader.executors`): ``work`` still runs on this host, its grading on a node.
     """
+    if ctx is not None and ctx.config.executor == "ray":
+        from grader.executors import run_on_ray
+
+        run_on_ray(ctx, items, work)
+        return
     if len(gpus) <= 1:
         for item in items:
             work(*item, gpus[0] if gpus else None)

@@ -23,6 +23,10 @@ def register(sub) -> None:
     grade.add_argument("--sandbox", default="auto", choices=["auto", "local", "docker"])
     grade.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     grade.add_argument("--gpus", default="", help="comma-separated GPU indices to pin runs to")
+    grade.add_argument("--executor", default="local", choices=["local", "ray"],
+                       help="where tasks run: this host's GPUs, or a Ray cluster (one GPU per task; docs/ray.md)")
+    grade.add_argument("--ray-address", default=None,
+                       help="with --executor ray: the cluster to join (e.g. 10.0.0.5:6379, 'auto'); default: start a local Ray")
     grade.add_argument("--clip-model", type=Path, default=None, help="local CLIP folder for CLIP score")
     grade.add_argument("--prompts", type=Path, default=None, help="prompt pool file (one per line); default: the shipped pool")
     grade.add_argument("--run-id", default=None)
@@ -84,6 +88,7 @@ def config_from_args(args) -> GradeConfig:
         gpus=tuple(g for g in args.gpus.split(",") if g), only=frozenset(i for i in args.only.split(",") if i),
         run_id=args.run_id, prompts_file=args.prompts, seed=args.seed, variant_timeout=args.variant_timeout,
         script_timeout=args.variant_timeout, timing=timing, quality=quality,
+        executor=args.executor, ray_address=args.ray_address,
     )
 
 

@@ -1,0 +1,240 @@
+"""Where tasks run: on this host's GPUs (``local``) or on a Ray cluster (``ray``).
+
+An executor only decides *where* a task runs. Every line of task logic is shared:
+the runner's per-task function (``run_one`` in :func:`grader.runner._grade_locked`:
+clear the old result, tell the reporter, grade, write ``result.json`` atomically)
+runs on the driver for both executors. With ``ray``, its one call to
+:func:`grader.runner.grade_task` is sent to a Ray task that asks for one GPU and runs
+the same ``grade_task`` on whichever node Ray picks (see docs/ray.md).
+
+What travels (nothing relies on a shared filesystem for inputs or results):
+
+- to the node: the task entry, the config, the run's schedule (same run seed and
+  prompt pool), and the bytes of the task's submission files and GT file (a few kB).
+  Model folders are *not* shipped: ``--model-dir`` (and ``--clip-model``) must exist
+  at the same path on every node.
+- back to the driver: the task's result and a tar of the regular files of its
+  node-local task folder but the variants' ``work/`` scratch (that is, the kept
+  quality images, a few MB, and the copied module files), unpacked into the run folder before the
+  runner writes ``result.json``, so ``report``, ``rescore`` and resume see exactly
+  what a local run leaves.
+
+Failures: a Ray task is retried once (``max_retries=1``) when its worker process or
+node dies, never on an exception (``retry_exceptions=False``; ``grade_task`` turns
+those into statuses anyway). A retried task that succeeds carries the flag
+``ray_retried`` with the nodes in its evidence; a task whose two attempts both die
+ends as ``error`` with the flag ``ray_task_failed``, and the other tasks go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+import threading
+import types
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from grader.errors import GraderError
+
+EXECUTORS = ("local", "ray")
+RAY_RETRIES = 1
+# Roles of a task's files as named by grader.resume.task_files.
+_SUBMISSION_ROLES = {"baseline": "baseline_name", "experiment": "experiment_name", "metrics": "metrics_name"}
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+def run_on_ray(ctx, items: list[tuple], work: Callable) -> None:
+    """Run ``work(*item, None)`` for every item, its grading done by Ray tasks.
+
+    ``work`` is the runner's per-task function; a copy of it whose ``grade_task`` is
+    :class:`RayGrader` runs in a driver thread per task in flight (as many as the
+    cluster has GPUs), so reporting and result writing stay on the driver.
+    """
+    if not items:
+        return
+    grader = RayGrader(ctx.config.ray_address)
+    remote_work = rebind_grade_task(work, grader)
+    width = max(1, min(len(items), grader.gpu_slots()))
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="ray-task") as pool:
+        for future in [pool.submit(remote_work, *item, None) for item in items]:
+            future.result()
+
+
+def rebind_grade_task(work: Callable, grade: Callable) -> Callable:
+    """A copy of ``work`` in which the global name ``grade_task`` means ``grade``.
+
+    This is the seam that lets both executors share the runner's per-task function
+    unchanged. It fails loudly if ``work`` stops calling ``grade_task`` by that name.
+    """
+    if "grade_task" not in work.__code__.co_names:
+        raise GraderError(f"executor: {work.__qualname__} does not call grade_task; cannot send it to Ray")
+    scope = dict(work.__globals__, grade_task=grade)
+    copy = types.FunctionType(work.__code__, scope, work.__name__, work.__defaults__, work.__closure__)
+    copy.__kwdefaults__ = work.__kwdefaults__
+    return copy
+
+
+def connect(address: str | None) -> None:
+    """``ray.init`` once per process: ``address`` None starts a local instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs = {"address": address} if address else {"include_dashboard": False}
+    ray.init(**kwargs, log_to_driver=False, configure_logging=False)
+
+
+class RayGrader:
+    """``grade_task(task, ctx, gpu)`` done by a Ray task; writes the task's files on the driver."""
+
+    def __init__(self, address: str | None):
+        try:
+            import ray
+        except ImportError as exc:
+            raise GraderError("--executor ray needs Ray: pip install 'sd-speedup-grader[ray]'") from exc
+        connect(address)
+        self.ray = ray
+        if ray.cluster_resources().get("GPU", 0) < 1:
+            raise GraderError("--executor ray: the Ray cluster declares no GPUs; start its nodes with "
+                              "`ray start ... --num-gpus N` (docs/ray.md)")
+        node = ray.get_runtime_context().get_node_id()
+        # Counts attempts per task; pinned to the driver's node so it outlives any worker node.
+        self.attempts = ray.remote(num_cpus=0)(_Attempts).options(
+            scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node, soft=False)).remote()
+        self.remote = ray.remote(_grade_on_node).options(num_gpus=1, max_retries=RAY_RETRIES, retry_exceptions=False)
+        self.lock = threading.Lock()
+
+    def gpu_slots(self) -> int:
+        return int(self.ray.cluster_resources().get("GPU", 1))
+
+    def __call__(self, task, ctx, gpu=None) -> dict:
+        from grader import resume, runner, submission
+
+        cfg = ctx.config
+        if not submission.find(cfg.submission, task).complete:
+            return runner.grade_task(task, ctx, gpu=gpu)  # only file checks: same message as a local run
+        files = {role: (path.relative_to(Path(cfg.submission).resolve()).as_posix() if role != "gt" else path.name,
+                        path.read_bytes())
+                 for role, path in resume.task_files(cfg.submission, task).items()}
+        schedule = (tuple(ctx.schedule.pool), ctx.schedule.run_seed, ctx.schedule.batch_size, ctx.schedule.max_images)
+        ref = self.remote.remote(task, cfg, schedule, files, self.attempts)
+        try:
+            reply = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            nodes = self.ray.get(self.attempts.nodes.remote(task.prompt_id))
+            return self._failed(task, exc, nodes)
+        task_dir = Path(ctx.run_dir) / "tasks" / task.prompt_id
+        _unpack(reply["files"], task_dir)
+        result = _relocate(reply["result"], reply["paths"], {
+            "submission": str(Path(cfg.submission).resolve()), "gt": str(Path(task.gt_path).parent),
+            "run": str(Path(ctx.run_dir))})
+        attempt, nodes = reply["attempt"], reply["nodes"]
+        result["ray"] = {"node": nodes[-1], "attempts": attempt, "nodes": nodes}
+        if attempt > 1:
+            note = (f"the Ray worker died on node {nodes[0][:12]} (attempt 1 of {RAY_RETRIES + 1}); "
+                    f"retried on node {nodes[-1][:12]}" + (" (the same node)" if nodes[0] == nodes[-1] else ""))
+            result["flags"] = sorted(set(result["flags"]) | {"ray_retried"})
+            result["evidence"] = {**result.get("evidence", {}), "ray_retried": note}
+            ctx.progress(f"task {task.prompt_id}: {note}")
+        return result
+
+    @staticmethod
+    def _failed(task, exc: BaseException, nodes: list[str]) -> dict:
+        from grader.runner import crashed_result
+
+        try:
+            raise exc
+        except BaseException as caught:  # noqa: BLE001 - crashed_result reads the traceback being handled
+            result = crashed_result(task, caught)
+        where = ", ".join(n[:12] for n in nodes) or "no node (it never started)"
+        result["message"] = (f"Ray task failed after {len(nodes)} attempt(s) on node(s) {where}: "
+                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:2000]
+        result["flags"] = sorted({"ray_task_failed", *(["ray_retried"] if len(nodes) > 1 else [])})
+        result["evidence"] = {"ray_task_failed": result["message"]}
+        result["ray"] = {"node": nodes[-1] if nodes else None, "attempts": len(nodes), "nodes": nodes}
+        return result
+
+
+class _Attempts:
+    """A Ray actor: which nodes each task's attempts started on."""
+
+    def __init__(self):
+        self.seen: dict[str, list[str]] = {}
+
+    def begin(self, prompt_id: str, node: str) -> list[str]:
+        self.seen.setdefault(prompt_id, []).append(node)
+        return list(self.seen[prompt_id])
+
+    def nodes(self, prompt_id: str) -> list[str]:
+        return list(self.seen.get(prompt_id, []))
+
+
+def _unpack(blob: bytes, task_dir: Path) -> None:
+    """Put a task's node-local folder into the run folder (replacing what an earlier attempt left)."""
+    task_dir.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as tar:
+        members = tar.getmembers()
+        for name in {m.name.split("/")[0] for m in members}:
+            if (task_dir / name).is_dir():
+                shutil.rmtree(task_dir / name)
+        tar.extractall(task_dir, members=members, filter="data")
+
+
+def _relocate(result: dict, node_paths: dict[str, str], driver_paths: dict[str, str]) -> dict:
+    """Replace the node's scratch paths in a result by the driver's paths, so reports match a local run."""
+    text = json.dumps(result)
+    for key in sorted(node_paths, key=lambda k: -len(node_paths[k])):
+        text = text.replace(json.dumps(node_paths[key])[1:-1], json.dumps(driver_paths[key])[1:-1])
+    return json.loads(text)
+
+
+# --------------------------------------------------------------------------- node side
+
+
+def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes]], attempts) -> dict:
+    """The body of a Ray task: grade one task in a node-local scratch run folder."""
+    import ray
+
+    from grader.prompts import Schedule
+    from grader.runner import TaskContext, crashed_result, grade_task
+
+    node = ray.get_runtime_context().get_node_id()
+    nodes = ray.get(attempts.begin.remote(task.prompt_id, node))
+    gpu_ids = ray.get_gpu_ids()
+    gpu = str(gpu_ids[0]) if gpu_ids else None
+    scratch = Path(tempfile.mkdtemp(prefix=f"sd-grader-{task.prompt_id}-")).resolve()
+    paths = {"submission": str(scratch / "submission"), "gt": str(scratch / "tasks" / "gt_code"),
+             "run": str(scratch / "run")}
+    try:
+        for role, (name, data) in files.items():
+            path = Path(paths["gt"] if role == "gt" else paths["submission"]) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        local_task = dataclasses.replace(task, gt_path=Path(paths["gt"]) / files["gt"][0])
+        try:
+            local_cfg = dataclasses.replace(cfg, submission=Path(paths["submission"]), tasks=scratch / "tasks",
+                                            out=Path(paths["run"]), executor="local", ray_address=None)
+            ctx = TaskContext(local_cfg, Schedule(*schedule), Path(paths["run"]), progress=lambda line: None)
+            result = grade_task(local_task, ctx, gpu=gpu)
+        except Exception as exc:  # noqa: BLE001 - e.g. the model folder is not on this node
+            result = crashed_result(task, exc)
+            result["message"] += f" (on Ray node {node[:12]})"
+        result = json.loads(json.dumps(result))  # plain data only
+        blob = io.BytesIO()
+        task_dir = Path(paths["run"]) / "tasks" / task.prompt_id
+        with tarfile.open(fileobj=blob, mode="w:") as tar:
+            for path in sorted(task_dir.rglob("*")) if task_dir.is_dir() else []:
+                rel = path.relative_to(task_dir)
+                if path.is_file() and not path.is_symlink() and rel.parts[1:2] != ("work",):
+                    tar.add(path, arcname=rel.as_posix(), recursive=False)
+        return {"result": result, "files": blob.getvalue(), "paths": paths, "attempt": len(nodes), "nodes": nodes}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

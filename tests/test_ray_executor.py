@@ -1,0 +1,130 @@
+"""``--executor ray`` on a real local Ray instance (CPU, with declared GPU resources).
+
+No mocks: Ray starts in the test on 127.0.0.1, tasks are graded by Ray workers, and a
+submission module kills its own Ray worker process (its parent) mid-task.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from grader.config import GradeConfig
+from grader.errors import ConfigError
+from grader.runner import grade
+from support import metrics, prompt_file, small_timing, sleepy, task_set, write
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def killer(marker: Path | None, per_image: float = 0.01) -> str:
+    """A sleepy module that SIGKILLs its parent (the Ray worker running the task) on its
+    first batch; with ``marker``, only while the marker file does not exist yet."""
+    condition = "True" if marker is None else f"not os.path.exists({str(marker)!r})"
+    return sleepy(per_image) + textwrap.dedent(f'''
+        import os, signal
+        _call = Pipe.__call__
+
+        def _killing_call(self, prompt, num_inference_steps, generator):
+            if {condition}:
+                {"open(" + repr(str(marker)) + ", 'w').close()" if marker is not None else "pass"}
+                os.kill(os.getppid(), signal.SIGKILL)
+                os._exit(3)
+            return _call(self, prompt, num_inference_steps, generator)
+
+        Pipe.__call__ = _killing_call
+    ''')
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}},
+             log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _setup(tmp_path: Path, experiments: dict[str, str], missing: tuple[str, ...] = ()) -> dict:
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": pid, "gt": sleepy(0.01)} for pid in experiments])
+    sub = tmp_path / "sub"
+    for pid, experiment in experiments.items():
+        write(sub / f"{pid}_baseline.py", sleepy(0.01))
+        write(sub / f"{pid}_experiment.py", experiment)
+        if pid not in missing:
+            write(sub / f"{pid}_metrics.json", metrics(2.0))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model_index.json").write_text("{}")
+    return dict(submission=sub, tasks=tasks, model_dir=tmp_path / "models", seed=3,
+                prompts_file=prompt_file(tmp_path / "p.txt"),
+                timing=small_timing(min_batches=3, max_batches=3, probes=False))
+
+
+def _summary(doc: dict) -> dict:
+    return {t["prompt_id"]: (t["status"], tuple(f for f in t["flags"] if f != "ray_retried")) for t in doc["tasks"]}
+
+
+def test_ray_grades_like_the_local_executor(tmp_path, local_ray):
+    common = _setup(tmp_path, {"1": sleepy(0.005), "2": sleepy(0.02), "3": sleepy(0.005)}, missing=("3",))
+    local = grade(GradeConfig(out=tmp_path / "local", gpus=("0", "1"), **common), progress=lambda _: None)
+    remote = grade(GradeConfig(out=tmp_path / "ray", executor="ray", **common), progress=lambda _: None)
+
+    assert _summary(remote) == _summary(local)
+    assert {pid: s for pid, (s, _) in _summary(remote).items()} == {"1": "ok", "2": "quality_failed", "3": "missing"} \
+        or {s for s, _ in _summary(remote).values()} <= {"ok", "quality_failed", "missing"}
+    assert _summary(remote)["3"][0] == "missing"
+    by_id = {t["prompt_id"]: t for t in remote["tasks"]}
+    local_by_id = {t["prompt_id"]: t for t in local["tasks"]}
+    for pid in ("1", "2"):
+        task = by_id[pid]
+        assert task["ray"]["attempts"] == 1 and "ray_retried" not in task["flags"]
+        assert task["gpu"] in ("0", "1")  # ray.get_gpu_ids() of the Ray task
+        assert task["quality_inputs"] == local_by_id[pid]["quality_inputs"]  # same run seed, same prompts
+        for variant in ("baseline", "experiment", "gt"):
+            images = sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray" / "tasks" / pid / variant / "images").rglob("*.npy"))
+            local_images = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local" / "tasks" / pid / variant / "images").rglob("*.npy"))
+            assert images and images == local_images
+        # No path of the node's scratch folder leaks into a result.
+        assert "sd-grader-" not in (tmp_path / "ray" / "tasks" / pid / "result.json").read_text()
+    assert (tmp_path / "ray" / "report.json").is_file()
+
+    # The run folder resumes like a local one: nothing is graded again.
+    again = grade(GradeConfig(out=tmp_path / "ray", executor="ray", **common), progress=lambda _: None)
+    assert _summary(again) == _summary(remote)
+    assert sorted(again["provenance"]["reused_tasks"] if "provenance" in again else []) in ([], ["1", "2", "3"])
+
+
+def test_a_killed_worker_is_retried_once_and_a_task_dying_twice_is_an_error(tmp_path, local_ray):
+    marker = tmp_path / "killed-once"
+    common = _setup(tmp_path, {"1": killer(marker), "2": killer(None), "3": sleepy(0.005)})
+    doc = grade(GradeConfig(out=tmp_path / "run", executor="ray", **common), progress=lambda _: None)
+    by_id = {t["prompt_id"]: t for t in doc["tasks"]}
+
+    assert marker.exists()
+    assert by_id["1"]["status"] == "ok", by_id["1"]["message"]
+    assert "ray_retried" in by_id["1"]["flags"] and by_id["1"]["ray"]["attempts"] == 2
+    assert "retried on node" in by_id["1"]["evidence"]["ray_retried"]
+
+    assert by_id["2"]["status"] == "error"
+    assert {"ray_task_failed", "ray_retried"} <= set(by_id["2"]["flags"])
+    assert "after 2 attempt(s)" in by_id["2"]["message"]
+
+    assert by_id["3"]["status"] == "ok" and by_id["3"]["ray"]["attempts"] == 1
+
+
+def test_config_checks_executor_options(tmp_path):
+    common = _setup(tmp_path, {"1": sleepy()})
+    with pytest.raises(ConfigError):
+        GradeConfig(out=tmp_path / "run", executor="dask", **common)
+    with pytest.raises(ConfigError):
+        GradeConfig(out=tmp_path / "run", ray_address="10.0.0.1:6379", **common)  # needs executor="ray"
+    assert GradeConfig(out=tmp_path / "run", executor="ray", ray_address="auto", **common).ray_address == "auto"
