@@ -88,7 +88,8 @@ def connect(address: str | None) -> None:
 
     if ray.is_initialized():
         return
-    kwargs = {"address": address} if address else {"include_dashboard": False}
+    # Without an address: a private instance on this machine, bound to loopback.
+    kwargs = {"address": address} if address else {"include_dashboard": False, "_node_ip_address": "127.0.0.1"}
     ray.init(**kwargs, log_to_driver=False, configure_logging=False)
 
 

@@ -69,8 +69,12 @@ def _setup(tmp_path: Path, experiments: dict[str, str], missing: tuple[str, ...]
                 timing=small_timing(min_batches=3, max_batches=3, probes=False))
 
 
+# Flags read off timings depend on the machine's load, not on where a task ran.
+TIMING_FLAGS = {"self_report_mismatch", "timer_mismatch", "ray_retried"}
+
+
 def _summary(doc: dict) -> dict:
-    return {t["prompt_id"]: (t["status"], tuple(f for f in t["flags"] if f != "ray_retried")) for t in doc["tasks"]}
+    return {t["prompt_id"]: (t["status"], tuple(f for f in t["flags"] if f not in TIMING_FLAGS)) for t in doc["tasks"]}
 
 
 def test_ray_grades_like_the_local_executor(tmp_path, local_ray):
