@@ -1,0 +1,96 @@
+"""Reading files the worker must not see (GT code, other tasks' files, the run folder, the
+grader's sources), writing where it must not, the network, and the other variants' workers.
+
+Only a real sandbox can stop these: the local provider does not isolate and says so in its
+``known_differences``, so the graded cases here are docker-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from adv_support import Case, assert_caught, grade_cases
+from grader.sandboxes.local import LocalSandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = [
+    Case("spy", "isolation_spy", status=("ok",), sandboxes=("docker",)),
+    Case("copy_gt", "isolation_copy_gt", status=("error",), message="No such file", sandboxes=("docker",)),
+]
+ALLOWED_WRITES = ()   # nothing the spy tries to write may be writable
+WATCHED = ("sandbox/worker.py", "sandbox/protocol.py", "grader/integrity.py", "grader/supervisor.py")
+
+
+def _digests(paths) -> dict[str, str]:
+    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths if Path(p).is_file()}
+
+
+def _host_paths(root: Path) -> list[str]:
+    spy, other = "100", "101"
+    run = root / "run" / "tasks" / spy
+    return [str(p) for p in (
+        root / "tasks" / "gt_code" / f"{spy}.py", root / "tasks" / "gt_code" / f"{other}.py",
+        root / "tasks" / "config_data" / "dataset_manifest.json", root / "tasks",
+        root / "sub" / f"{other}_experiment.py", root / "sub" / f"{spy}_baseline.py", root / "sub" / f"{spy}_metrics.json",
+        root / "sub", root / "run", root / "run" / "run.json", run / "gt" / "images" / "b0000", run / "gt" / "work",
+        run / "baseline" / "images", ROOT / "grader" / "integrity.py", ROOT / "grader", ROOT / "sandbox" / "worker.py",
+    )]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("isolation")
+    substitutions = {
+        "HOST_PATHS = []": f"HOST_PATHS = {json.dumps(_host_paths(root))}",
+        'GT_PATH = ""': f'GT_PATH = "{root / "tasks" / "gt_code" / "101.py"}"',
+    }
+    before = _digests(ROOT / w for w in WATCHED)
+    results = grade_cases(root, "docker", CASES, substitutions)
+    return root, results, before
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_isolation_case(graded, case):
+    _, results, _ = graded
+    assert_caught(results[case.name], case)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["load", "inference"])
+def test_worker_sees_only_its_own_mounts(graded, stage):
+    _, results, _ = graded
+    work = Path(results["spy"]["_run_dir"]) / "experiment" / "work"
+    report = json.loads((work / f"spy-{stage}.json").read_text())
+    readable = [p for p, r in report["reads"].items() if r["ok"]]
+    assert not readable, f"host paths readable from inside the sandbox: {readable}"
+    writable = [p for p, r in report["writes"].items() if r["ok"] and p not in ALLOWED_WRITES]
+    assert not writable, f"written from inside the sandbox: {writable}"
+    reached = [a for a, r in report["network"].items() if r["ok"]]
+    assert not reached, f"network reachable from inside the sandbox: {reached}"
+    assert report["mnt"]["ok"] and set(report["mnt"]["detail"].strip("[]").replace("'", "").split(", ")) <= {"code", "model", "work"}
+    assert report["code"]["detail"] == str(sorted(["100_experiment.py"]))
+    assert report["siblings"] == [], f"other workers visible: {report['siblings']}"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_nothing_outside_was_changed(graded):
+    """The spy's writes changed neither its mounted code nor the grader's sources (the latter
+    only as a sanity check: under docker they are not even visible)."""
+    root, _, before = graded
+    assert _digests(before) == before
+    mounted = root / "run" / "tasks" / "100" / "experiment" / "code" / "100_experiment.py"
+    assert mounted.read_bytes() == (root / "sub" / "100_experiment.py").read_bytes()
+
+
+def test_local_sandbox_says_it_does_not_isolate():
+    """Why the cases above are docker-only: the local provider lists what it cannot stop."""
+    assert LocalSandbox.isolated is False
+    assert {"hidden_host_files", "readonly_root", "network_isolation"} <= set(LocalSandbox.known_differences)
