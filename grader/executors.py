@@ -28,6 +28,8 @@ ends as ``error`` with the flag ``ray_task_failed``, and the other tasks go on.
 
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 import io
 import json
@@ -35,7 +37,6 @@ import shutil
 import tarfile
 import tempfile
 import threading
-import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -54,32 +55,18 @@ _SUBMISSION_ROLES = {"baseline": "baseline_name", "experiment": "experiment_name
 def run_on_ray(ctx, items: list[tuple], work: Callable) -> None:
     """Run ``work(*item, None)`` for every item, its grading done by Ray tasks.
 
-    ``work`` is the runner's per-task function; a copy of it whose ``grade_task`` is
-    :class:`RayGrader` runs in a driver thread per task in flight (as many as the
-    cluster has GPUs), so reporting and result writing stay on the driver.
+    ``work`` is the runner's per-task function; it runs with ``grade=`` a
+    :class:`RayGrader` in a driver thread per task in flight (as many as the cluster
+    has GPUs), so reporting and result writing stay on the driver.
     """
     if not items:
         return
     grader = RayGrader(ctx.config.ray_address)
-    remote_work = rebind_grade_task(work, grader)
+    remote_work = functools.partial(work, grade=grader)
     width = max(1, min(len(items), grader.gpu_slots()))
     with ThreadPoolExecutor(max_workers=width, thread_name_prefix="ray-task") as pool:
         for future in [pool.submit(remote_work, *item, None) for item in items]:
             future.result()
-
-
-def rebind_grade_task(work: Callable, grade: Callable) -> Callable:
-    """A copy of ``work`` in which the global name ``grade_task`` means ``grade``.
-
-    This is the seam that lets both executors share the runner's per-task function
-    unchanged. It fails loudly if ``work`` stops calling ``grade_task`` by that name.
-    """
-    if "grade_task" not in work.__code__.co_names:
-        raise GraderError(f"executor: {work.__qualname__} does not call grade_task; cannot send it to Ray")
-    scope = dict(work.__globals__, grade_task=grade)
-    copy = types.FunctionType(work.__code__, scope, work.__name__, work.__defaults__, work.__closure__)
-    copy.__kwdefaults__ = work.__kwdefaults__
-    return copy
 
 
 def connect(address: str | None) -> None:

@@ -6,7 +6,6 @@ Markdown and the table are renderings of it and hold nothing the JSON lacks.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 

@@ -41,7 +41,7 @@ LOCK_FILE = ".lock"
 RUN_SCHEMA_VERSION = 1
 # Options that never change a task's result. The submission and task folders are
 # represented by the bytes of the files read from them, not by their paths.
-NON_RESULT_OPTIONS = frozenset({"out", "run_id", "only", "submission", "tasks", "seed", "quality"})
+NON_RESULT_OPTIONS = frozenset({"out", "run_id", "only", "submission", "tasks", "seed", "quality", "executor", "ray_address"})
 # Statuses the quality gate decides (ok / quality_failed), plus tampered, which the
 # gate keeps; only results with one of these and stored quality inputs are re-gated.
 REGATED_STATUSES = ("ok", "quality_failed", "tampered")

@@ -291,7 +291,7 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
 
     lock = threading.Lock()
 
-    def run_one(task, task_dir, key, why, gpu):
+    def run_one(task, task_dir, key, why, gpu, grade=grade_task):
         # Nothing of an earlier attempt at this task may pass for a result of this one.
         (task_dir / resume.RESULT_FILE).unlink(missing_ok=True)
         resume.remove_partials(task_dir)
@@ -299,7 +299,7 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
             reporter.task_started(task.prompt_id, task_dir, "" if why == "no stored result" else why)
         t0 = time.monotonic()
         try:
-            result = grade_task(task, ctx, gpu=gpu)
+            result = grade(task, ctx, gpu=gpu)
         except Exception as exc:  # noqa: BLE001 - one task's grader bug must not sink the run
             result = crashed_result(task, exc)
         result["grade_seconds"] = time.monotonic() - t0
