@@ -64,12 +64,22 @@ def load_pool(path: Path | None = None) -> tuple[str, ...]:
     return tuple(seen)
 
 
+SEED_POOL = 8
+
+
 class Schedule:
-    """Deterministic batches for one run: same ``run_seed``, same batches."""
+    """Deterministic batches for one run: same ``run_seed``, same batches.
+
+    Timed images take their seeds from a small per-run pool, so a seed comes back
+    with other (always fresh) prompts as a matter of course. That lets the grader
+    check prompt sensitivity passively, on timed batches a module cannot tell apart:
+    two images with one seed and different prompts must differ.
+    """
 
     def __init__(self, pool: tuple[str, ...], run_seed: int, batch_size: int, max_images: int | None = None):
         self.pool, self.run_seed, self.batch_size, self.max_images = pool, run_seed, batch_size, max_images
         self.order = random.Random(f"{run_seed}:order").sample(range(len(pool)), len(pool))
+        self.seed_pool = tuple(random.Random(f"{run_seed}:seedpool").sample(range(1, 2**31 - 1), SEED_POOL))
 
     def _seed(self, kind: str, index: int) -> int:
         return random.Random(f"{self.run_seed}:{kind}:{index}").randrange(1, 2**31 - 1)
@@ -83,7 +93,9 @@ class Schedule:
         size = self.timed_size(index)
         start = index * self.batch_size
         prompts = tuple(self.pool[self.order[(start + k) % len(self.pool)]] for k in range(size))
-        return Batch(index, prompts, self._seed("timed", index))
+        # Rotate through the pool so consecutive batches share no seed at the same position.
+        seeds = tuple(self.seed_pool[(start + k + index) % SEED_POOL] for k in range(size))
+        return Batch(index, prompts, seeds[0] if seeds else self._seed("timed", index), seeds=seeds)
 
     def warmup(self, index: int) -> Batch:
         start = (index + 1) * self.batch_size

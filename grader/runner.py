@@ -147,7 +147,9 @@ def score_task(result: dict, runs: dict[str, VariantRun], ctx: TaskContext) -> d
     result["self_report_discrepancy"] = scoring.discrepancy(result["self_reported_speedup"], point)
     if result["self_report_discrepancy"] is not None and result["self_report_discrepancy"] > scoring.SELF_REPORT_TOLERANCE:
         flags.append("self_report_mismatch")
-    evidence = integrity.check(runs, result["manifest_speedup"])
+    evidence = integrity.check(runs, result["manifest_speedup"], schedule=ctx.schedule)
+    for name, run in runs.items():
+        result["variants"][name]["probes"] = run.probes
     flags.extend(evidence)
     result["evidence"] = {**result.get("evidence", {}), **{f: e for r in runs.values() for f, e in r.evidence.items()},
                           **evidence}

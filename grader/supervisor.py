@@ -259,7 +259,10 @@ class VariantWorker:
         self.next_index += 1
 
     def probe(self, pool_prompt: str) -> None:
-        """Untimed integrity probes after the timed batches (repeat, seed, prompt, idle)."""
+        """Integrity probes after the timed batches: repeat (timed), new seeds, idle CPU.
+
+        Prompt sensitivity needs no probe: timed batches reuse seeds with new prompts.
+        """
         if self.alive and self.timing.probes and self.run.batches and (self.run.image_dir / "b0000").is_dir():
             t0 = time.monotonic()
             self._guard(self._probe, pool_prompt)
@@ -278,15 +281,13 @@ class VariantWorker:
         fresh = min(b.seconds / b.n_images for b in run.batches)
         # Probe requests carry fresh indices after the timed ones, like any timed batch.
         base = self.next_index
-        seconds, repeat = send(Batch(base, first.prompts, first.seed, kind="repeat"))
-        _, new_seed = send(Batch(base + 1, first.prompts, first.seed + 7919, kind="seedprobe"))
-        _, cross = send(Batch(base + 2, (first.prompts[0], pool_prompt), first.seed, kind="promptprobe",
-                              seeds=(first.seed, first.seed)))
+        seconds, repeat = send(Batch(base, first.prompts, first.seed, kind="repeat", seeds=first.seeds))
+        _, new_seed = send(Batch(base + 1, first.prompts, first.seed, kind="seedprobe",
+                                 seeds=tuple((s + 7919) % (2**31 - 1) for s in first.seeds)))
         run.probes.update(
             repeat_ratio=(seconds / len(repeat)) / fresh,
             repeat_psnr=psnr(repeat, reference),
             new_seed_psnr=psnr(new_seed, reference),
-            cross_prompt_psnr=psnr(cross[:1], cross[1:]),
         )
         time.sleep(0.5)
         c0 = self.proc.cpu_seconds()

@@ -50,14 +50,16 @@ def test_colluding_baseline_fools_the_quality_gate_but_not_the_probes(graded):
 
 
 def test_seeds_and_prompts_are_honoured_by_the_honest_gt(graded):
-    """The probes' reference: same seed twice gives the same images, a new seed or another
-    prompt gives other images (what the checks on the experiment are calibrated against)."""
+    """The probes' reference: same seed twice gives the same images, a new seed gives other
+    images, and timed images sharing a seed but not a prompt differ (what the checks on the
+    experiment are calibrated against)."""
     from grader.integrity import DIFFERENT_DB, IDENTICAL_DB
 
     _, results = graded
     gt = results["ignore_prompt"]["variants"]["gt"]["probes"]
     assert gt["repeat_psnr"] >= IDENTICAL_DB
-    assert gt["new_seed_psnr"] < DIFFERENT_DB and gt["cross_prompt_psnr"] < DIFFERENT_DB
+    assert gt["new_seed_psnr"] < DIFFERENT_DB
+    assert gt["same_seed_pairs"] > 0 and gt["same_seed_identical"] == 0
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.static or c.baseline_static], ids=str)
