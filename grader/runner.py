@@ -147,6 +147,9 @@ def score_task(result: dict, runs: dict[str, VariantRun], ctx: TaskContext) -> d
     result["self_report_discrepancy"] = scoring.discrepancy(result["self_reported_speedup"], point)
     if result["self_report_discrepancy"] is not None and result["self_report_discrepancy"] > scoring.SELF_REPORT_TOLERANCE:
         flags.append("self_report_mismatch")
+        result.setdefault("evidence", {})["self_report_mismatch"] = (
+            f"metrics file claims {result['self_reported_speedup']:.2f}x; measured {point:.2f}x "
+            f"({result['self_report_discrepancy']:.0%} apart, tolerance {scoring.SELF_REPORT_TOLERANCE:.0%})")
     evidence = integrity.check(runs, result["manifest_speedup"], schedule=ctx.schedule)
     for name, run in runs.items():
         result["variants"][name]["probes"] = run.probes
