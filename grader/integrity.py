@@ -20,7 +20,7 @@ DIFFERENT_DB = 35.0        # PSNR below this: clearly another image
 class IntegrityConfig:
     cache_ratio: float = 0.6          # a repeated batch faster than this share of a fresh one
     idle_cpu: float = 0.3             # CPU seconds per idle second after answering
-    sandbag_factor: float = 1.5       # baseline slower than GT time x manifest speedup x this
+    sandbag_factor: float = 2.0       # baseline slower than GT time x manifest speedup x this
     implausible_factor: float = 3.0   # experiment faster than the GT by more than this
 
 

@@ -258,44 +258,55 @@ class VariantWorker:
         self.timed_seconds += time.monotonic() - t0
         self.next_index += 1
 
-    def probe(self, pool_prompt: str) -> None:
-        """Integrity probes after the timed batches: repeat (timed), new seeds, idle CPU.
+    def can_probe(self) -> bool:
+        return self.alive and self.timing.probes and bool(self.run.batches) and (self.run.image_dir / "b0000").is_dir()
 
-        Prompt sensitivity needs no probe: timed batches reuse seeds with new prompts.
+    def probe_step(self, kind: str) -> None:
+        """One integrity probe batch (``repeat`` or ``seedprobe``), called round-robin like timed batches.
+
+        The repeat (MLPerf TEST04) is compared with the fastest fresh batch, so noise on a
+        busy machine cannot make an honest repeat look cached; interleaving it like the
+        timed batches keeps warm-cache effects the same for both. Probe requests carry
+        fresh indices after the timed ones and look like any timed batch on the wire.
         """
-        if self.alive and self.timing.probes and self.run.batches and (self.run.image_dir / "b0000").is_dir():
-            t0 = time.monotonic()
-            self._guard(self._probe, pool_prompt)
-            self.run.phases["probes"] = time.monotonic() - t0
+        if not self.can_probe():
+            return
+        t0 = time.monotonic()
+        self._guard(self._probe_step, kind)
+        self.run.phases["probes"] = self.run.phases.get("probes", 0.0) + time.monotonic() - t0
 
-    def _probe(self, pool_prompt: str) -> None:
+    def _probe_step(self, kind: str) -> None:
         from grader.quality import load_images, psnr
 
         run, first = self.run, self.schedule.timed(0)
         reference = load_images(run.image_dir, ["b0000"])
-        def send(batch):
-            return _run_batch(self.session, batch, self.spec, self.timing, self.work, run, None)
+        index = self.next_index + (0 if kind == "repeat" else 1)
+        seeds = first.seeds if kind == "repeat" else tuple((s + 7919) % (2**31 - 1) for s in first.seeds)
+        seconds, images = _run_batch(self.session, Batch(index, first.prompts, first.seed, kind=kind, seeds=seeds),
+                                     self.spec, self.timing, self.work, run, None)
+        if kind == "repeat":
+            fresh = min(b.seconds / b.n_images for b in run.batches)
+            run.probes.update(repeat_ratio=(seconds / len(images)) / fresh, repeat_psnr=psnr(images, reference))
+        else:
+            run.probes["new_seed_psnr"] = psnr(images, reference)
 
-        # Against the fastest fresh batch, so noise on a busy machine cannot make an honest
-        # repeat look cached; a replayed answer is still far below it.
-        fresh = min(b.seconds / b.n_images for b in run.batches)
-        # Probe requests carry fresh indices after the timed ones, like any timed batch.
-        base = self.next_index
-        seconds, repeat = send(Batch(base, first.prompts, first.seed, kind="repeat", seeds=first.seeds))
-        _, new_seed = send(Batch(base + 1, first.prompts, first.seed, kind="seedprobe",
-                                 seeds=tuple((s + 7919) % (2**31 - 1) for s in first.seeds)))
-        run.probes.update(
-            repeat_ratio=(seconds / len(repeat)) / fresh,
-            repeat_psnr=psnr(repeat, reference),
-            new_seed_psnr=psnr(new_seed, reference),
-        )
+    def idle_check(self) -> None:
+        """CPU used while idle after the last answer (work left running in the background)."""
+        if not self.can_probe():
+            return
         time.sleep(0.5)
         c0 = self.proc.cpu_seconds()
         if c0 is not None:
             time.sleep(1.0)
             c1 = self.proc.cpu_seconds()
             if c1 is not None:
-                run.probes["idle_cpu_fraction"] = c1 - c0
+                self.run.probes["idle_cpu_fraction"] = c1 - c0
+
+    def probe(self) -> None:
+        """All probes for a variant run alone."""
+        for kind in ("repeat", "seedprobe"):
+            self.probe_step(kind)
+        self.idle_check()
 
     def finish(self) -> VariantRun:
         run = self.run
@@ -376,9 +387,11 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                 if telemetry["throttled"]:
                     worker.run.flags.append("gpu_throttled")
                     worker.run.evidence["gpu_throttled"] = "GPU throttled while timing: " + ", ".join(telemetry["throttle_reasons"])
-        probe_prompt = schedule.warmup(0).prompts[0]
+        for kind in ("repeat", "seedprobe"):
+            for worker in workers:
+                worker.probe_step(kind)
         for worker in workers:
-            worker.probe(probe_prompt)
+            worker.idle_check()
         return {w.spec.name: w.finish() for w in workers}
     finally:
         for worker in workers:
@@ -392,7 +405,7 @@ def run_variant(spec: VariantSpec, schedule: Schedule, timing: TimingConfig, roo
     worker.start()
     while worker.wants_more():
         worker.step()
-    worker.probe(schedule.warmup(0).prompts[0])
+    worker.probe()
     return worker.finish()
 
 
