@@ -387,11 +387,11 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                 if telemetry["throttled"]:
                     worker.run.flags.append("gpu_throttled")
                     worker.run.evidence["gpu_throttled"] = "GPU throttled while timing: " + ", ".join(telemetry["throttle_reasons"])
-        for kind in ("repeat", "seedprobe"):
-            for worker in workers:
-                worker.probe_step(kind)
         for worker in workers:
-            worker.idle_check()
+            worker.probe_step("repeat")
+        for worker in workers:
+            worker.probe_step("seedprobe")
+            worker.idle_check()  # right after its last answer, while deferred work would still run
         return {w.spec.name: w.finish() for w in workers}
     finally:
         for worker in workers:
