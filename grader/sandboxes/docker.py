@@ -472,13 +472,10 @@ class DockerProcess(RunningProcess):
         except (OSError, ValueError, KeyError):
             pass
         try:
-            stats = self.sandbox_client().api.stats(self.container.id, stream=False, one_shot=True)
+            stats = client().api.stats(self.container.id, stream=False, one_shot=True)
             return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
         except Exception:  # noqa: BLE001 - no CPU accounting available
             return None
-
-    def sandbox_client(self):
-        return client()
 
     def _watch(self) -> None:
         limits = self.sandbox.spec.limits
