@@ -152,12 +152,12 @@ def run(args) -> dict:
     for batch in args.batch_sizes:
         root = args.work / f"b{batch}"
         tasks_dir, sub = write_task_set(root, args.tasks, args.steps)
-        timing = TimingConfig(batch_size=batch, warmup_batches=2, min_batches=8, max_batches=args.max_batches,
+        timing = TimingConfig(batch_size=batch, warmup_batches=args.warmup, min_batches=8, max_batches=args.max_batches,
                               target_rel_ci=args.target_ci, budget_seconds=args.budget, quality_batches=1)
         for attempt in range(1 + (batch in args.repeat_batches)):
             cfg = GradeConfig(submission=sub, tasks=tasks_dir, model_dir=model, out=root / f"run{attempt}",
                               sandbox="local", device="cuda", seed=args.seed, timing=timing,
-                              quality=QualityConfig(), only=frozenset() if attempt == 0 else frozenset({str(args.tasks.index("steps") + 1)}) if "steps" in args.tasks else frozenset())
+                              quality=QualityConfig(), pin_cpus=args.pin_cpus, only=frozenset() if attempt == 0 else frozenset({str(args.tasks.index("steps") + 1)}) if "steps" in args.tasks else frozenset())
             t0 = time.time()
             doc = grade(cfg, progress=lambda m: print(m, flush=True))
             results["batches"].setdefault(str(batch), []).append({"wall": time.time() - t0, "tasks": doc["tasks"]})
@@ -198,10 +198,14 @@ def main(argv=None) -> int:
     parser.add_argument("--max-batches", type=int, default=40)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--hand-timed", action="store_true")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up batches per variant")
+    parser.add_argument("--pin-cpus", default="auto", choices=["auto", "on", "off"],
+                        help="fixed share of the cores per task (auto: the grader's default, on for CUDA)")
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     args.repeat_batches = {int(b) for b in args.repeat_batches.split(",") if b}
     args.tasks = [t for t in args.tasks.split(",") if t]
+    args.pin_cpus = {"auto": None, "on": True, "off": False}[args.pin_cpus]
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args)
     print_table(results["rows"])

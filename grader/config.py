@@ -83,6 +83,7 @@ class GradeConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     executor: str = "local"
     ray_address: str | None = None
+    pin_cpus: bool | None = None
 
     def __post_init__(self) -> None:
         _check(self.device in ("cpu", "cuda"), "device", self.device, "'cpu' or 'cuda'")
@@ -90,6 +91,7 @@ class GradeConfig:
         _check(self.executor in ("local", "ray"), "executor", self.executor, "'local' or 'ray'")
         _check(self.ray_address is None or (self.executor == "ray" and isinstance(self.ray_address, str) and self.ray_address.strip() != ""),
                "ray_address", self.ray_address, "None, or a non-empty address with executor='ray'")
+        _check(self.pin_cpus in (None, True, False), "pin_cpus", self.pin_cpus, "None (pin on CUDA only), True or False")
         _check(self.variant_timeout > 0, "variant_timeout", self.variant_timeout, "> 0")
         for name in ("submission", "tasks", "model_dir"):
             path = getattr(self, name)
@@ -98,6 +100,11 @@ class GradeConfig:
             _check(Path(self.prompts_file).is_file(), "prompts", str(self.prompts_file), "an existing file")
         if self.quality.clip_model is not None:
             _check(Path(self.quality.clip_model).is_dir(), "clip_model", str(self.quality.clip_model), "an existing CLIP model folder")
+
+    @property
+    def pins_cpus(self) -> bool:
+        """Whether variants run on a fixed share of the cores (default: on CUDA only)."""
+        return self.device == "cuda" if self.pin_cpus is None else self.pin_cpus
 
     def as_dict(self) -> dict:
         """JSON-friendly view for the report's provenance."""

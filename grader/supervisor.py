@@ -52,6 +52,7 @@ class VariantSpec:
     gpu: str | None = None
     timeout: float = 1800.0
     labels: tuple[tuple[str, str], ...] = ()
+    cpuset: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -211,7 +212,7 @@ class VariantWorker:
         self.work = work
         self.sandbox = get(spec.sandbox, SandboxSpec(
             mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(spec.model_dir)},
-            env={"GRADER_DEVICE": spec.device}, limits=Limits(), gpu=spec.gpu, labels=dict(spec.labels),
+            env={"GRADER_DEVICE": spec.device}, limits=Limits(cpuset=spec.cpuset), gpu=spec.gpu, labels=dict(spec.labels),
         ))
         config = {"module_path": f"{self.sandbox.path('code')}/{spec.module_path.name}", "device": spec.device,
                   "model_dir": self.sandbox.path("model")}
@@ -241,13 +242,19 @@ class VariantWorker:
         run.phases["warmup"] = time.monotonic() - t0
         run.image_dir = self.root / "images"
 
-    def wants_more(self) -> bool:
+    def can_continue(self) -> bool:
+        """Whether another timed batch is allowed: alive, under max_batches and the budget."""
         timing, index = self.timing, self.next_index
         if not self.alive or index >= timing.max_batches or self.schedule.timed_size(index) == 0:
             return False
-        if index < timing.min_batches:
-            return True
-        return not converged(self.run.batches, timing.target_rel_ci) and self.timed_seconds < timing.budget_seconds
+        return index < timing.min_batches or self.timed_seconds < timing.budget_seconds
+
+    def satisfied(self) -> bool:
+        """At least min_batches, and the interval of the median is within the target."""
+        return self.next_index >= self.timing.min_batches and converged(self.run.batches, self.timing.target_rel_ci)
+
+    def wants_more(self) -> bool:
+        return self.can_continue() and not self.satisfied()
 
     def step(self) -> None:
         """Run the next timed batch."""
@@ -349,8 +356,11 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
     Workers are started and warmed up one after another (so load times are not
     contended), then take turns batch by batch, the order rotating each round. Drift
     in the machine (clocks, heat, a noisy neighbour) then falls on every variant
-    alike instead of on whichever ran last. A variant stops on its own when its
-    interval is tight enough; a failure stops the others when ``stop_on_failure``.
+    alike instead of on whichever ran last. Variants stop together, after the same
+    number of rounds: when every interval is tight enough, or when any variant reaches
+    its budget or max_batches. (Stopping one early would leave it timed over a shorter,
+    earlier stretch of the machine's drift than the others, and fewer batches to pair.)
+    A failure stops the others when ``stop_on_failure``.
     The ``reference`` variant (the GT) should come first: its load time caps the
     others' at ``load_cap_factor`` times as much, so precomputing at load is bounded.
     After timing, every variant answers the same integrity probes.
@@ -371,8 +381,8 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
             sampler.start()
         round_ = 0
         while True:
-            active = [w for w in workers if w.wants_more()]
-            if not active:
+            active = [w for w in workers if w.alive]
+            if not active or not all(w.can_continue() for w in active) or all(w.satisfied() for w in active):
                 break
             shift = round_ % len(active)
             for worker in active[shift:] + active[:shift]:

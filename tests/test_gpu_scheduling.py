@@ -55,3 +55,24 @@ def test_grade_spreads_tasks_over_gpus(tmp_path):
     doc = grade(cfg, progress=lambda _: None)
     assert {t["status"] for t in doc["tasks"]} == {"ok"}
     assert sorted(t["gpu"] for t in doc["tasks"]) == ["0", "1"]
+
+
+def test_cpu_share_gives_each_gpu_slot_its_own_cores_and_keeps_one_for_the_grader():
+    from grader.placement import cpu_share
+
+    assert cpu_share(None, (), cores=range(16)) == tuple(range(1, 16))
+    left, right = cpu_share("0", ("0", "1"), cores=range(16)), cpu_share("1", ("0", "1"), cores=range(16))
+    assert left == tuple(range(1, 8)) and right == tuple(range(8, 15))
+    assert not set(left) & set(right) and 0 not in left + right
+    assert cpu_share("3", ("2", "3"), cores=[4, 5, 6, 7, 8], per_slot=1) == (7,)
+    assert cpu_share(None, (), cores=range(3)) is None  # too few to split: no pinning
+    assert cpu_share("5", tuple(str(g) for g in range(8)), cores=range(6)) is None
+
+
+def test_pinning_defaults_to_cuda_only(tmp_path):
+    from grader.config import GradeConfig
+
+    base = dict(submission=tmp_path, tasks=tmp_path, model_dir=tmp_path, out=tmp_path / "out")
+    assert GradeConfig(**base, device="cuda").pins_cpus
+    assert not GradeConfig(**base, device="cpu").pins_cpus
+    assert GradeConfig(**base, device="cpu", pin_cpus=True).pins_cpus

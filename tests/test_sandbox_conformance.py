@@ -259,6 +259,18 @@ def test_memory_hog_is_reported_as_oom(box, name):
     assert result.oom and not result.ok and not result.timed_out
 
 
+@pytest.mark.parametrize("name", providers_for("cpuset"))
+def test_cpuset_pins_the_run_to_its_cores(box, name):
+    cores = sorted(os.sched_getaffinity(0))
+    wanted = (cores[-1],)
+    result = box(name, limits=Limits(cpuset=wanted)).exec(py("""
+        import json, os
+        print(json.dumps(sorted(os.sched_getaffinity(0))))
+    """), timeout=60)
+    assert result.ok, result.stderr_tail()
+    assert tuple(json.loads(result.stdout)) == wanted
+
+
 # ---------------------------------------------------------------------------- isolation
 
 

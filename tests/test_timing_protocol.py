@@ -77,6 +77,19 @@ def test_partial_last_batch_counts_its_real_size(tmp_path):
     assert run.timing.per_batch_median is not None and run.timing.full_batch_size == 4
 
 
+def test_variants_stop_together_so_every_batch_pairs(tmp_path):
+    """A steady variant converges at min_batches; a jittery one does not. Both must keep
+    going for the same number of rounds, or the steady one is timed over a shorter,
+    earlier stretch of the machine's drift and the paired ratio has few pairs."""
+    jittery = sleepy(0.01).replace("time.sleep(PER_IMAGE * len(prompt))",
+                                   "import random; time.sleep(PER_IMAGE * len(prompt) * random.choice([0.3, 3.0]))")
+    timing = small_timing(min_batches=4, max_batches=12, target_rel_ci=0.05, warmup_batches=0)
+    steady, noisy = _pair(tmp_path, sleepy(0.01), jittery, tmp_path, timing)
+    assert steady.status == noisy.status == "ok", (steady.message, noisy.message)
+    assert len(steady.batches) == len(noisy.batches) > timing.min_batches
+    assert [b.index for b in steady.batches] == [b.index for b in noisy.batches]
+
+
 def test_timeout_leaves_no_process_behind(tmp_path):
     hang = '''
 import os, subprocess, sys, time

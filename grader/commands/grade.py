@@ -23,6 +23,9 @@ def register(sub) -> None:
     grade.add_argument("--sandbox", default="auto", choices=["auto", "local", "docker"])
     grade.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     grade.add_argument("--gpus", default="", help="comma-separated GPU indices to pin runs to")
+    grade.add_argument("--pin-cpus", dest="pin_cpus", action="store_true", default=None,
+                       help="run each task's variants on a fixed share of the cores (default: on with --device cuda)")
+    grade.add_argument("--no-pin-cpus", dest="pin_cpus", action="store_false")
     grade.add_argument("--executor", default="local", choices=["local", "ray"],
                        help="where tasks run: this host's GPUs, or a Ray cluster (one GPU per task; docs/ray.md)")
     grade.add_argument("--ray-address", default=None,
@@ -88,7 +91,7 @@ def config_from_args(args) -> GradeConfig:
         gpus=tuple(g for g in args.gpus.split(",") if g), only=frozenset(i for i in args.only.split(",") if i),
         run_id=args.run_id, prompts_file=args.prompts, seed=args.seed, variant_timeout=args.variant_timeout,
         script_timeout=args.variant_timeout, timing=timing, quality=quality,
-        executor=args.executor, ray_address=args.ray_address,
+        executor=args.executor, ray_address=args.ray_address, pin_cpus=args.pin_cpus,
     )
 
 

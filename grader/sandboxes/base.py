@@ -31,6 +31,7 @@ class Limits:
     memory_bytes: int | None = None
     pids: int | None = 512
     cpus: float | None = None
+    cpuset: tuple[int, ...] | None = None
     output_bytes: int = DEFAULT_OUTPUT_CAP
     work_dir_bytes: int | None = 2 << 30
 

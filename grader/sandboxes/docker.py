@@ -759,6 +759,8 @@ class DockerSandbox(Sandbox):
         )
         if limits.cpus:
             kwargs["nano_cpus"] = int(limits.cpus * 1e9)
+        if limits.cpuset:
+            kwargs["cpuset_cpus"] = ",".join(str(c) for c in limits.cpuset)
         if spec.gpu is not None:
             kwargs["device_requests"] = [docker.types.DeviceRequest(
                 device_ids=[g.strip() for g in str(spec.gpu).split(",") if g.strip()], capabilities=[["gpu"]])]

@@ -207,6 +207,8 @@ class LocalSandbox(Sandbox):
             if limits.memory_bytes:
                 resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if limits.cpuset:
+                os.sched_setaffinity(0, limits.cpuset)
 
         argv = [self.python if a == "{python}" else a for a in argv]
         try:

@@ -1,0 +1,36 @@
+"""Which CPU cores a task's variants run on.
+
+A diffusion pipeline at small batch sizes is partly launch-bound: the host thread that
+queues kernels sets the pace, so *where* that thread runs shows up in the timings.
+Giving every variant of a task the same fixed set of cores removes one difference
+between the processes being compared, and giving concurrent tasks (one per GPU)
+disjoint sets keeps one task's host threads from slowing another's. The grader keeps
+the first core for itself (its NVML sampler, the FIFO reads, scoring).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+
+def cpu_share(gpu: str | None, gpus: tuple[str, ...], cores: Iterable[int] | None = None,
+              per_slot: int | None = None) -> tuple[int, ...] | None:
+    """The cores for the GPU slot ``gpu`` of ``gpus``; None when there are too few to split.
+
+    Cores are the ones this process may use, minus the first (the grader's); they are
+    divided evenly, in order, between the slots, and capped at ``per_slot`` each.
+    """
+    available = sorted(os.sched_getaffinity(0) if cores is None else cores)
+    if len(available) < 4:
+        return None
+    rest = available[1:]
+    slots = max(1, len(gpus))
+    slot = gpus.index(gpu) if gpu is not None and gpu in gpus else 0
+    share = len(rest) // slots
+    if share < 1:
+        return None
+    if per_slot is not None:
+        share = min(share, per_slot)
+    start = slot * (len(rest) // slots)
+    return tuple(rest[start:start + share])
