@@ -1,6 +1,6 @@
 """Measurement fidelity on a real GPU: does the grader reproduce known speedups?
 
-    python bench/gpu_fidelity.py --out OUT [--batch-sizes 8,1] [--tasks self,cache,steps] [--repeat cache]
+    python bench/gpu_fidelity.py --out OUT [--batch-sizes 8,1] [--tasks self,cache,steps] [--regrade 1] [--gpus 0,1]
 
 Builds an SD1.5-architecture pipeline from configs with random weights (fp16, 512 px,
 DDIM 50 steps; no model hub), writes a task set and a submission, and grades them with
@@ -9,7 +9,7 @@ grading answers two questions:
 
     self   GT = the baseline itself         experiment = the same pipeline behind a batched inference()
     cache  GT = DeepCache, interval 3       experiment = ToMe, ratio 0.5
-    steps  GT = 25 steps                    experiment = DeepCache, interval 3 (graded again: reproducibility)
+    steps  GT = 25 steps                    experiment = DeepCache, interval 3
 
 It also hand-times baseline and DeepCache in one process (synchronize-bracketed,
 median of 5) as the reference the grader should land near. Prints one table and
@@ -147,20 +147,22 @@ def hand_timed(model: Path, batch: int, steps: int, repeats: int = 5) -> dict:
 
 
 def run(args) -> dict:
-    model = build_model(args.work, args.size)
+    model = args.model or build_model(args.work, args.size)
     rows, results = [], {"batches": {}}
     for batch in args.batch_sizes:
         root = args.work / f"b{batch}"
         tasks_dir, sub = write_task_set(root, args.tasks, args.steps)
         timing = TimingConfig(batch_size=batch, warmup_batches=args.warmup, min_batches=8, max_batches=args.max_batches,
                               target_rel_ci=args.target_ci, budget_seconds=args.budget, quality_batches=1)
-        for attempt in range(1 + (batch in args.repeat_batches)):
+        for attempt in range(1 + args.regrade):
             cfg = GradeConfig(submission=sub, tasks=tasks_dir, model_dir=model, out=root / f"run{attempt}",
-                              sandbox="local", device="cuda", seed=args.seed, timing=timing,
-                              quality=QualityConfig(), pin_cpus=args.pin_cpus, only=frozenset() if attempt == 0 else frozenset({str(args.tasks.index("steps") + 1)}) if "steps" in args.tasks else frozenset())
+                              sandbox="local", device="cuda", seed=args.seed + attempt, timing=timing,
+                              quality=QualityConfig(), pin_cpus=args.pin_cpus, gpus=args.gpus)
             t0 = time.time()
             doc = grade(cfg, progress=lambda m: print(m, flush=True))
-            results["batches"].setdefault(str(batch), []).append({"wall": time.time() - t0, "tasks": doc["tasks"]})
+            wall = time.time() - t0
+            results["batches"].setdefault(str(batch), []).append({"wall": wall, "gpus": list(args.gpus), "tasks": doc["tasks"]})
+            print(f"batch {batch} run {attempt}: {len(doc['tasks'])} tasks graded in {wall:.1f}s on GPUs {list(args.gpus) or ['default']}", flush=True)
             for t in doc["tasks"]:
                 name = args.tasks[int(t["prompt_id"]) - 1]
                 gt, exp, _ = TASKS[name]
@@ -189,10 +191,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/gpu_fidelity"))
     parser.add_argument("--size", default="sd15", choices=["sd15", "tiny"])
+    parser.add_argument("--model", type=Path, default=None, help="an already built model folder (default: build one under --work)")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch-sizes", default="8,1")
     parser.add_argument("--tasks", default="self,cache,steps")
-    parser.add_argument("--repeat-batches", default="8", help="batch sizes whose 'steps' task is graded a second time")
+    parser.add_argument("--regrade", type=int, default=0, help="grade the whole task set this many more times (reproducibility)")
+    parser.add_argument("--gpus", default="", help="GPU indices for concurrent tasks, e.g. 0,1 (default: one GPU)")
     parser.add_argument("--target-ci", type=float, default=0.01)
     parser.add_argument("--budget", type=float, default=45.0)
     parser.add_argument("--max-batches", type=int, default=40)
@@ -203,7 +207,7 @@ def main(argv=None) -> int:
                         help="fixed share of the cores per task (auto: the grader's default, on for CUDA)")
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
-    args.repeat_batches = {int(b) for b in args.repeat_batches.split(",") if b}
+    args.gpus = tuple(g for g in args.gpus.split(",") if g)
     args.tasks = [t for t in args.tasks.split(",") if t]
     args.pin_cpus = {"auto": None, "on": True, "off": False}[args.pin_cpus]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,13 @@ slow. A sampler thread reads clocks, temperature, power and throttle reasons whi
 batches are timed; any throttling (other than idle or application clocks) raises the
 ``gpu_throttled`` flag with the reasons as evidence. Without NVML (CPU runs, no
 driver) it records nothing and flags nothing.
+
+The same thread also times a fixed pure-Python loop at each sample. On a shared host
+(a VM whose cores are hyperthreads that neighbours also use) that loop runs up to ~1.6x
+slower from moment to moment with no steal time reported, and a launch-bound pipeline
+(batch 1) slows with it. Its spread is reported as ``host_cpu`` and a spread above
+:data:`HOST_CPU_SLOWDOWN_FLAG` raises the advisory ``host_cpu_contended`` flag: the
+numbers may be right on average but are noisy, so read their intervals.
 """
 
 from __future__ import annotations
@@ -21,6 +28,18 @@ _REASONS = {
     0x0000000000000040: "hw_thermal",
     0x0000000000000080: "hw_power_brake",
 }
+
+
+HOST_CPU_SLOWDOWN_FLAG = 1.3  # p90 / p10 of the host probe
+
+
+def host_probe_ms(n: int = 20000) -> float:
+    """Milliseconds for a fixed pure-Python loop: a gauge of how fast this core runs now."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i * i
+    return (time.perf_counter() - t0) * 1000.0
 
 
 def _nvml():
@@ -63,7 +82,7 @@ class GpuSampler:
             "utilization": lambda: n.nvmlDeviceGetUtilizationRates(h).gpu,
             "throttle_mask": lambda: n.nvmlDeviceGetCurrentClocksThrottleReasons(h),
         }
-        out = {"t": time.monotonic()}
+        out = {"t": time.monotonic(), "host_probe_ms": host_probe_ms()}
         for key, fn in read.items():
             try:
                 out[key] = fn()
@@ -116,6 +135,11 @@ def summarize(samples: list[dict], device: dict | None = None) -> dict:
     # alike; it is reported, but only thermal and hardware slowdowns raise the flag.
     throttled = any(r != "sw_power_cap" for r in reasons)
     out = {"n_samples": len(samples), "throttle_reasons": reasons, "throttled": throttled, "device": device or {}}
+    probe = sorted(values("host_probe_ms"))
+    if len(probe) >= 5:
+        p10, p50, p90 = (probe[round(q * (len(probe) - 1))] for q in (0.1, 0.5, 0.9))
+        out["host_cpu"] = {"probe_ms_p10": p10, "probe_ms_p50": p50, "probe_ms_p90": p90, "slowdown": p90 / p10,
+                           "contended": p90 / p10 > HOST_CPU_SLOWDOWN_FLAG}
     for key in ("sm_clock_mhz", "temperature_c", "power_w", "utilization"):
         vs = values(key)
         out[key] = {"min": min(vs), "max": max(vs), "first": vs[0], "last": vs[-1]} if vs else None
