@@ -34,12 +34,17 @@ HOST_CPU_SLOWDOWN_FLAG = 1.3  # p90 / p10 of the host probe
 
 
 def host_probe_ms(n: int = 20000) -> float:
-    """Milliseconds for a fixed pure-Python loop: a gauge of how fast this core runs now."""
-    t0 = time.perf_counter()
+    """CPU milliseconds this thread spends on a fixed pure-Python loop: how fast its core runs now.
+
+    Thread CPU time, not wall time: waiting for the GIL (the grader's main thread is
+    busy checking images) or being preempted is not the core running slowly, but
+    sharing the core's execution units with a neighbour's hyperthread is.
+    """
+    t0 = time.thread_time()
     total = 0
     for i in range(n):
         total += i * i
-    return (time.perf_counter() - t0) * 1000.0
+    return (time.thread_time() - t0) * 1000.0
 
 
 def _nvml():
