@@ -397,12 +397,6 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                 if telemetry["throttled"]:
                     worker.run.flags.append("gpu_throttled")
                     worker.run.evidence["gpu_throttled"] = "GPU throttled while timing: " + ", ".join(telemetry["throttle_reasons"])
-                host = telemetry.get("host_cpu") or {}
-                if host.get("contended"):
-                    worker.run.flags.append("host_cpu_contended")
-                    worker.run.evidence["host_cpu_contended"] = (
-                        f"the host's cores ran unevenly while timing: a fixed loop took {host['probe_ms_p10']:.2f}-"
-                        f"{host['probe_ms_p90']:.2f} ms (p10-p90, {host['slowdown']:.2f}x); intervals are wider")
         for worker in workers:
             worker.probe_step("repeat")
         for worker in workers:
