@@ -15,6 +15,7 @@ import pytest
 from grader.config import GradeConfig
 from grader.errors import ConfigError
 from grader.runner import grade
+from fixtures import tiny_models  # noqa: F401 - pytest fixture
 from support import metrics, prompt_file, small_timing, sleepy, task_set, write
 
 ray = pytest.importorskip("ray")
@@ -109,6 +110,37 @@ def test_ray_grades_like_the_local_executor(tmp_path, local_ray):
     rescored, _ = rescore_run(tmp_path / "ray", {"ssim_tolerance": 0.5})
     assert {t["prompt_id"]: t["status"] for t in rescored["tasks"]} == {"1": "ok", "2": "ok", "3": "missing"}
     assert rescored["thresholds"]["ssim_tolerance"] == 0.5
+
+def test_ray_grades_the_example_submission_like_the_local_executor(tmp_path, local_ray, tiny_models):  # noqa: F811
+    """The bundled example (real tiny pipelines, six outcomes) through Ray and locally:
+    same statuses, same flags, and, since a tiny pipeline on CPU is deterministic, the
+    very same images and quality numbers."""
+    from grader.config import QualityConfig
+
+    examples = REPO / "examples"
+    if not (examples / "tasks" / "config_data" / "dataset_manifest.json").is_file():
+        pytest.skip("the bundled example task set (examples/tasks) is not there")
+    common = dict(submission=examples / "submission", tasks=examples / "tasks", model_dir=tiny_models, seed=11,
+                  quality=QualityConfig(clip_model=tiny_models / "clip"),
+                  timing=small_timing(min_batches=2, max_batches=2, probes=False))
+    local = grade(GradeConfig(out=tmp_path / "local", gpus=("0", "1"), **common), progress=lambda _: None)
+    remote = grade(GradeConfig(out=tmp_path / "ray", executor="ray", **common), progress=lambda _: None)
+
+    expected = {"101": "ok", "102": "ok", "103": "quality_failed", "104": "missing", "105": "invalid_metrics", "106": "error"}
+    assert {t["prompt_id"]: t["status"] for t in local["tasks"]} == expected
+    assert _summary(remote) == _summary(local)
+    local_by_id = {t["prompt_id"]: t for t in local["tasks"]}
+    for task in remote["tasks"]:
+        mine = local_by_id[task["prompt_id"]]
+        assert task["quality"] == mine["quality"], task["prompt_id"]
+        if task["status"] in ("ok", "quality_failed"):
+            assert task["ray"]["attempts"] == 1
+            for variant in ("baseline", "experiment", "gt"):
+                ray_images = sorted((tmp_path / "ray" / "tasks" / task["prompt_id"] / variant / "images").rglob("*.npy"))
+                local_images = sorted((tmp_path / "local" / "tasks" / task["prompt_id"] / variant / "images").rglob("*.npy"))
+                assert ray_images and [p.read_bytes() for p in ray_images] == [p.read_bytes() for p in local_images]
+    assert remote["summary"]["by_status"] == local["summary"]["by_status"]
+
 
 def test_a_killed_worker_is_retried_once_and_a_task_dying_twice_is_an_error(tmp_path, local_ray):
     marker = tmp_path / "killed-once"

@@ -843,4 +843,4 @@ def cleanup(all_owners: bool = False, dry_run: bool = False) -> list[Leftover]:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--reap":
         sys.exit(_reap_main(sys.argv[2], sys.argv[3]))
-    sys.exit(f"usage: python -m grader.sandboxes.docker --reap PID START (started by the docker provider)")
+    sys.exit("usage: python -m grader.sandboxes.docker --reap PID START (started by the docker provider)")
