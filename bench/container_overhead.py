@@ -1,6 +1,6 @@
 """Measure what a container costs per run, against the local provider.
 
-    .venv/bin/python docker/measure_overhead.py [--repeats 10] [--json OUT]
+    .venv/bin/python bench/container_overhead.py [--repeats 10] [--json OUT]
 
 1. trivial: ``python -c pass`` through each provider's ``exec`` (create + attach + start + exit +
    inspect + remove for docker; fork/exec + process-group sweep for local);
