@@ -71,11 +71,16 @@ def check(runs: dict, manifest_speedup: float, cfg: IntegrityConfig = IntegrityC
     repeats = [d for d, n in Counter(timed).items() if n > 1]
     if repeats:
         found["recycled_images"] = f"{len(repeats)} image(s) returned more than once for different prompts or seeds"
-    t_base, t_exp, t_gt = (r.timing.per_image_median for r in (base, exp, gt))
-    expected_base = t_gt * manifest_speedup
-    if t_base > expected_base * cfg.sandbag_factor:
-        found["baseline_sandbagged"] = (f"baseline {t_base:.4f} s/image vs {expected_base:.4f} implied by the GT's time "
-                                        f"and its known {manifest_speedup:g}x speedup")
-    if t_gt / t_exp > cfg.implausible_factor * max(manifest_speedup, 1.0):
-        found["implausible_speedup"] = f"{t_gt / t_exp:.2f}x faster than the GT; flagged for review"
+    # Timing flags compare interval bounds, not point medians: a flag must hold even at the
+    # end of each interval most favourable to the submission, so noise cannot raise one.
+    bt, et, gt_t = base.timing, exp.timing, gt.timing
+    expected_base = gt_t.per_image_ci_high * manifest_speedup
+    if bt.per_image_ci_low > expected_base * cfg.sandbag_factor:
+        found["baseline_sandbagged"] = (f"baseline {bt.per_image_median:.4f} s/image (95% CI low {bt.per_image_ci_low:.4f}) vs "
+                                        f"{expected_base:.4f} implied by the GT's time (CI high) and its known "
+                                        f"{manifest_speedup:g}x speedup")
+    beyond = gt_t.per_image_ci_low / et.per_image_ci_high
+    if beyond > cfg.implausible_factor * max(manifest_speedup, 1.0):
+        found["implausible_speedup"] = (f"{gt_t.per_image_median / et.per_image_median:.2f}x faster than the GT "
+                                        f"(at least {beyond:.2f}x within the 95% intervals); flagged for review")
     return found
