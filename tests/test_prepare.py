@@ -499,7 +499,7 @@ def test_round_trip_prepared_set_is_graded(tmp_path):
             "experiment": {"per_image_seconds": 1.0}, "speedup": 1.0}), encoding="utf-8")
     code = cli.main(["grade", str(sub), "--tasks", str(tasks), "--model-dir", str(models / "sd"),
                      "--clip-model", str(models / "clip"), "--out", str(run), "--sandbox", "local", "--device", "cpu",
-                     "--batch-size", "2", "--warmup-batches", "1", "--min-batches", "4", "--max-batches", "4",
+                     "--batch-size", "2", "--warmup-batches", "1", "--min-batches", "2", "--max-batches", "2",
                      "--quality-batches", "1"])
     report = json.loads((run / "report.json").read_text(encoding="utf-8"))
     by_id = {t["prompt_id"]: t for t in report["tasks"]}
