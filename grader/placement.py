@@ -14,23 +14,18 @@ import os
 from typing import Iterable
 
 
-def cpu_share(gpu: str | None, gpus: tuple[str, ...], cores: Iterable[int] | None = None,
-              per_slot: int | None = None) -> tuple[int, ...] | None:
+def cpu_share(gpu: str | None, gpus: tuple[str, ...], cores: Iterable[int] | None = None) -> tuple[int, ...] | None:
     """The cores for the GPU slot ``gpu`` of ``gpus``; None when there are too few to split.
 
-    Cores are the ones this process may use, minus the first (the grader's); they are
-    divided evenly, in order, between the slots, and capped at ``per_slot`` each.
+    Cores are the ones this process may use, minus the first (the grader's), divided
+    evenly, in order, between the slots.
     """
     available = sorted(os.sched_getaffinity(0) if cores is None else cores)
     if len(available) < 4:
         return None
     rest = available[1:]
-    slots = max(1, len(gpus))
-    slot = gpus.index(gpu) if gpu is not None and gpu in gpus else 0
-    share = len(rest) // slots
+    share = len(rest) // max(1, len(gpus))
     if share < 1:
         return None
-    if per_slot is not None:
-        share = min(share, per_slot)
-    start = slot * (len(rest) // slots)
-    return tuple(rest[start:start + share])
+    slot = gpus.index(gpu) if gpu in gpus else 0
+    return tuple(rest[slot * share:(slot + 1) * share])

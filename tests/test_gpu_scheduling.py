@@ -64,7 +64,7 @@ def test_cpu_share_gives_each_gpu_slot_its_own_cores_and_keeps_one_for_the_grade
     left, right = cpu_share("0", ("0", "1"), cores=range(16)), cpu_share("1", ("0", "1"), cores=range(16))
     assert left == tuple(range(1, 8)) and right == tuple(range(8, 15))
     assert not set(left) & set(right) and 0 not in left + right
-    assert cpu_share("3", ("2", "3"), cores=[4, 5, 6, 7, 8], per_slot=1) == (7,)
+    assert cpu_share("3", ("2", "3"), cores=[4, 5, 6, 7, 8]) == (7, 8)  # slots by position, not by GPU index
     assert cpu_share(None, (), cores=range(3)) is None  # too few to split: no pinning
     assert cpu_share("5", tuple(str(g) for g in range(8)), cores=range(6)) is None
 
