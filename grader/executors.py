@@ -187,6 +187,18 @@ def _relocate(result: dict, node_paths: dict[str, str], driver_paths: dict[str, 
 # --------------------------------------------------------------------------- node side
 
 
+def _node_gpus(node: str, gpu: str | None) -> tuple[str, ...]:
+    """The GPU slots of this node: tasks run there concurrently, one per GPU, so each gets
+    its own share of the node's cores and threads (grader/placement.py)."""
+    import ray
+
+    count = next((int(n.get("Resources", {}).get("GPU", 0)) for n in ray.nodes() if n.get("NodeID") == node), 0)
+    slots = tuple(str(k) for k in range(count))
+    if gpu is not None and gpu not in slots:
+        slots = (gpu,) + slots[1:] if slots else (gpu,)
+    return slots
+
+
 def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes]], attempts) -> dict:
     """The body of a Ray task: grade one task in a node-local scratch run folder."""
     import ray
@@ -209,7 +221,8 @@ def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes
         local_task = dataclasses.replace(task, gt_path=Path(paths["gt"]) / files["gt"][0])
         try:
             local_cfg = dataclasses.replace(cfg, submission=Path(paths["submission"]), tasks=scratch / "tasks",
-                                            out=Path(paths["run"]), executor="local", ray_address=None)
+                                            out=Path(paths["run"]), executor="local", ray_address=None,
+                                            gpus=_node_gpus(node, gpu))
             ctx = TaskContext(local_cfg, Schedule(*schedule), Path(paths["run"]), progress=lambda line: None)
             result = grade_task(local_task, ctx, gpu=gpu)
         except Exception as exc:  # noqa: BLE001 - e.g. the model folder is not on this node

@@ -22,7 +22,7 @@ from grader import __version__, integrity, quality, scoring, static_check, submi
 from grader.config import GradeConfig
 from grader.errors import GraderError, SchemaViolation
 from grader.manifest import InvalidEntry, TaskEntry, TaskSet
-from grader.placement import cpu_share
+from grader.placement import cpu_share, thread_share
 from grader.prompts import Schedule, load_pool
 from grader.supervisor import VariantRun, VariantSpec, run_variants
 
@@ -112,15 +112,17 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> dic
 
     task_dir = ctx.run_dir / "tasks" / task.prompt_id
     cpuset = cpu_share(gpu, cfg.gpus) if cfg.pins_cpus else None
+    threads = thread_share(cfg.gpus, cpuset)
     specs = [
         VariantSpec(name=variant, module_path=path, model_dir=model_dir, steps=task.task_key.steps,
                     device=cfg.device, sandbox=cfg.sandbox, gpu=gpu,
-                    timeout=cfg.variant_timeout, cpuset=cpuset,
+                    timeout=cfg.variant_timeout, cpuset=cpuset, threads=threads,
                     labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)))
         for variant, path in (("gt", task.gt_path), ("baseline", files.baseline), ("experiment", files.experiment))
     ]
     result["gpu"] = gpu
     result["cpuset"] = list(cpuset) if cpuset else None
+    result["threads"] = threads
     ctx.progress(f"task {task.prompt_id}: running baseline, experiment and GT (interleaved)" + (f" on GPU {gpu}" if gpu else ""))
     runs = run_variants(specs, ctx.schedule, cfg.timing, task_dir)
     for name, run in runs.items():

@@ -53,6 +53,10 @@ class VariantSpec:
     timeout: float = 1800.0
     labels: tuple[tuple[str, str], ...] = ()
     cpuset: tuple[int, ...] | None = None
+    threads: int | None = None          # OpenMP/MKL threads; None: the libraries' default
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass
@@ -210,9 +214,12 @@ class VariantWorker:
         spec, run = self.spec, self.run
         work, code = _prepare_dirs(self.root, spec.module_path)
         self.work = work
+        env = {"GRADER_DEVICE": spec.device}
+        if spec.threads:
+            env.update(dict.fromkeys(THREAD_VARS, str(spec.threads)))
         self.sandbox = get(spec.sandbox, SandboxSpec(
             mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(spec.model_dir)},
-            env={"GRADER_DEVICE": spec.device}, limits=Limits(cpuset=spec.cpuset), gpu=spec.gpu, labels=dict(spec.labels),
+            env=env, limits=Limits(cpuset=spec.cpuset), gpu=spec.gpu, labels=dict(spec.labels),
         ))
         config = {"module_path": f"{self.sandbox.path('code')}/{spec.module_path.name}", "device": spec.device,
                   "model_dir": self.sandbox.path("model")}

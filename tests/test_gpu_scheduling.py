@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 
@@ -43,9 +45,13 @@ def test_without_gpus_items_run_in_order_in_this_thread():
 def test_grade_spreads_tasks_over_gpus(tmp_path):
     tasks = task_set(tmp_path / "tasks", [{"prompt_id": str(i), "gt": sleepy(0.01)} for i in (1, 2)])
     sub = tmp_path / "sub"
+    # The experiment notes the thread budget its torch got (in its work folder).
+    threads_probe = ("import json, os, torch\n"
+                     "json.dump({'omp': os.environ.get('OMP_NUM_THREADS'), 'torch': torch.get_num_threads()},"
+                     " open('threads.json', 'w'))\n")
     for pid in "12":
         write(sub / f"{pid}_baseline.py", sleepy(0.01))
-        write(sub / f"{pid}_experiment.py", sleepy(0.005))
+        write(sub / f"{pid}_experiment.py", threads_probe + sleepy(0.005))
         write(sub / f"{pid}_metrics.json", metrics(2.0))
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "model_index.json").write_text("{}")
@@ -55,6 +61,22 @@ def test_grade_spreads_tasks_over_gpus(tmp_path):
     doc = grade(cfg, progress=lambda _: None)
     assert {t["status"] for t in doc["tasks"]} == {"ok"}
     assert sorted(t["gpu"] for t in doc["tasks"]) == ["0", "1"]
+    # Two tasks compute at once: each worker gets half the cores' worth of threads.
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    for task in doc["tasks"]:
+        assert task["threads"] == share
+        seen = json.loads((tmp_path / "run" / "tasks" / task["prompt_id"] / "experiment" / "work" / "threads.json").read_text())
+        assert seen == {"omp": str(share), "torch": share}
+
+
+def test_thread_share_splits_the_cores_between_concurrent_slots():
+    from grader.placement import thread_share
+
+    assert thread_share((), None, cores=range(16)) is None        # alone: the libraries' default
+    assert thread_share(("0",), None, cores=range(16)) is None
+    assert thread_share(("0", "1"), None, cores=range(16)) == 8
+    assert thread_share(("0", "1", "2"), None, cores=range(2)) == 1  # never zero
+    assert thread_share(("0", "1"), (1, 2, 3), cores=range(16)) == 3  # pinned: one per pinned core
 
 
 def test_cpu_share_gives_each_gpu_slot_its_own_cores_and_keeps_one_for_the_grader():
