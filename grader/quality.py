@@ -10,6 +10,7 @@ quality as the known-good reference loses, plus a stated tolerance.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -88,10 +89,15 @@ def _clip_metric(folder: str):
     return CLIPScore(model_name_or_path=load)
 
 
+# The metric object is shared and stateful (reset/update/compute): tasks scored at once on
+# several GPU threads would sum each other's updates without it.
+_CLIP_LOCK = threading.Lock()
+
+
 def clip_score(folder: Path, images: list[np.ndarray], prompts: list[str]) -> float:
     metric = _clip_metric(str(folder))
-    metric.reset()
-    with torch.no_grad():
+    with _CLIP_LOCK, torch.no_grad():
+        metric.reset()
         metric.update((_tensor(images) * 255).to(torch.uint8), prompts)
         return float(metric.compute())
 

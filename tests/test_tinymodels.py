@@ -95,3 +95,30 @@ def test_everything_world_readable(built):
         assert mode & stat.S_IROTH, path
         if path.is_dir():
             assert mode & stat.S_IXOTH, path
+
+
+def test_clip_score_is_right_when_tasks_score_at_once(built):
+    """Tasks on several GPU threads score concurrently through one shared metric object
+    (it once summed two tasks' updates: CLIP 32.9 for a 16.4 image)."""
+    import threading
+
+    from grader.quality import clip_score
+
+    rng = np.random.default_rng(0)
+    sets = [[rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)] for _ in range(4)]
+    prompts = ["a red cube", "a blue sphere"]
+    alone = [clip_score(built / "clip", images, prompts) for images in sets]
+    together: dict[int, list[float]] = {k: [] for k in range(len(sets))}
+    barrier = threading.Barrier(len(sets))
+
+    def score(k):
+        barrier.wait()
+        for _ in range(5):
+            together[k].append(clip_score(built / "clip", sets[k], prompts))
+
+    threads = [threading.Thread(target=score, args=(k,)) for k in range(len(sets))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert together == {k: [alone[k]] * 5 for k in range(len(sets))}
