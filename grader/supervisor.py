@@ -37,6 +37,10 @@ from sandbox.worker import CONFIG_FILE
 MAX_IMAGE_FILE = 64 << 20
 _POLL = 0.2
 _ERROR_KINDS = {"oom": WorkerOOM}
+# The idle check: a worker's CPU use in a window opening IDLE_GRACE after its last answer
+# (the grace lets an honest worker's thread pools go to sleep) and lasting IDLE_WINDOW.
+IDLE_GRACE = 0.5
+IDLE_WINDOW = 1.0
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,9 @@ class VariantWorker:
         self.next_index = 0
         self.done = False
         self.load_timeout = timing.load_timeout
+        self._idle_at: float | None = None                         # when the idle window opens
+        self._idle_mark: tuple[float, float | None] | None = None  # (opened at, CPU seconds then)
+        self._stop_sent = False
 
     @property
     def alive(self) -> bool:
@@ -304,23 +311,43 @@ class VariantWorker:
         else:
             run.probes["new_seed_psnr"] = psnr(images, reference)
 
-    def idle_check(self) -> None:
-        """CPU used while idle after the last answer (work left running in the background)."""
-        if not self.can_probe():
+    def idle_answered(self) -> None:
+        """Note the time of the last answer: the idle window opens ``IDLE_GRACE`` later."""
+        self._idle_at = time.monotonic() + IDLE_GRACE if self.can_probe() else None
+
+    def idle_open(self) -> None:
+        if self._idle_at is None:
             return
-        time.sleep(0.5)
-        c0 = self.proc.cpu_seconds()
-        if c0 is not None:
-            time.sleep(1.0)
-            c1 = self.proc.cpu_seconds()
-            if c1 is not None:
-                self.run.probes["idle_cpu_fraction"] = c1 - c0
+        _sleep_until(self._idle_at)
+        self._idle_mark = (time.monotonic(), self.proc.cpu_seconds())
+
+    def idle_close(self) -> None:
+        """CPU used while idle after the last answer (work left running in the background)."""
+        mark, self._idle_at, self._idle_mark = self._idle_mark, None, None
+        if mark is None or mark[1] is None:
+            return
+        t0, c0 = mark
+        _sleep_until(t0 + IDLE_WINDOW)
+        c1 = self.proc.cpu_seconds()
+        if c1 is not None:
+            self.run.probes["idle_cpu_fraction"] = (c1 - c0) / max(IDLE_WINDOW, time.monotonic() - t0)
 
     def probe(self) -> None:
         """All probes for a variant run alone."""
         for kind in ("repeat", "seedprobe"):
             self.probe_step(kind)
-        self.idle_check()
+        self.idle_answered()
+        self.idle_open()
+        self.idle_close()
+
+    def request_stop(self) -> None:
+        """Ask the worker to exit without waiting (``finish`` waits), so workers exit together."""
+        if self.alive and self.session is not None and not self._stop_sent:
+            try:
+                self.session.request({"op": "stop"})
+                self._stop_sent = True
+            except (WorkerError, OSError):
+                pass  # finish() asks again and records the unclean exit
 
     def finish(self) -> VariantRun:
         run = self.run
@@ -330,7 +357,8 @@ class VariantWorker:
                 run.timing = summarize(run.batches, self.schedule.batch_size)
             t0 = time.monotonic()
             try:
-                self.session.request({"op": "stop"})
+                if not self._stop_sent:
+                    self.session.request({"op": "stop"})
                 self.session.expect({"bye"}, 30, "stopping")
             except WorkerError:
                 run.flags.append("unclean_exit")
@@ -406,14 +434,28 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                     worker.run.evidence["gpu_throttled"] = "GPU throttled while timing: " + ", ".join(telemetry["throttle_reasons"])
         for worker in workers:
             worker.probe_step("repeat")
+        # Each worker's idle window opens just after its last answer, while deferred work
+        # would still run; the windows overlap, so a task waits for one, not one per variant.
         for worker in workers:
             worker.probe_step("seedprobe")
-            worker.idle_check()  # right after its last answer, while deferred work would still run
+            worker.idle_answered()
+        for worker in workers:
+            worker.idle_open()
+        for worker in workers:
+            worker.idle_close()
+        for worker in workers:
+            worker.request_stop()
         return {w.spec.name: w.finish() for w in workers}
     finally:
         for worker in workers:
             if not worker.done:
                 worker.finish()
+
+
+def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def run_variant(spec: VariantSpec, schedule: Schedule, timing: TimingConfig, root: Path) -> VariantRun:

@@ -271,6 +271,43 @@ def test_cpuset_pins_the_run_to_its_cores(box, name):
     assert tuple(json.loads(result.stdout)) == wanted
 
 
+@pytest.mark.parametrize("name", providers_for("cpu_accounting"))
+def test_cpu_time_counts_detached_children_and_never_goes_down(box, name):
+    """The idle check reads the run's CPU time twice: children that detach or that nobody
+    reaps must count, and their exit between two readings must not make it go down."""
+    proc = box(name).start(py("""
+        import os, signal, time
+
+        def burn(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pass
+
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reaped by nobody in the run
+        if os.fork() == 0:
+            burn(0.6)
+            os._exit(0)
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                burn(0.6)
+            os._exit(0)
+        time.sleep(30)
+    """))
+    readings = []
+    try:
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            readings.append(proc.cpu_seconds())
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+    values = [r for r in readings if r is not None]
+    assert len(values) == len(readings), readings
+    assert all(b >= a - 0.005 for a, b in zip(values, values[1:])), values
+    assert values[-1] >= 0.8, values   # both burners (2 x 0.6 s of CPU) counted after they exited
+
+
 # ---------------------------------------------------------------------------- isolation
 
 

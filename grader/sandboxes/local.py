@@ -101,11 +101,21 @@ class LocalProcess(RunningProcess):
         self.out.start()
         self.err.start()
         self._killed = False
+        self._cpu_lock = threading.Lock()
+        self._cpu_last: dict[tuple[int, float], tuple[float, float, int]] = {}  # (pid, start) -> (own, children, ppid)
+        self._cpu_gone = 0.0
 
     def poll(self) -> int | None:
         return self.popen.poll()
 
     def cpu_seconds(self) -> float | None:
+        """CPU time of the run's processes, never decreasing while they come and go.
+
+        A process reaped by a parent in the run shows up again in that parent's children
+        times; one that nobody in the run reaped (detached to init, its parent gone, or
+        SIGCHLD ignored) keeps the CPU time it had when last seen. Without that, a detached
+        child exiting between two readings made the run's CPU time go down.
+        """
         try:
             root = psutil.Process(self.popen.pid)
             procs = {p.pid: p for p in (root, *root.children(recursive=True))}
@@ -117,14 +127,29 @@ class LocalProcess(RunningProcess):
                     procs[pid] = psutil.Process(pid)
                 except psutil.Error:
                     continue
-        total = 0.0
+        seen: dict[tuple[int, float], tuple[float, float, int]] = {}
         for proc in procs.values():
             try:
-                times = proc.cpu_times()
-                total += times.user + times.system + times.children_user + times.children_system
+                with proc.oneshot():
+                    times, key, ppid = proc.cpu_times(), (proc.pid, proc.create_time()), proc.ppid()
             except psutil.Error:
                 continue
-        return total
+            seen[key] = (times.user + times.system, times.children_user + times.children_system, ppid)
+        with self._cpu_lock:
+            last, alive = self._cpu_last, {pid for pid, _ in seen}
+            owed: dict[int, float] = {}          # by a live parent: what its vanished children had
+            for key, (own, children, ppid) in last.items():
+                if key not in seen:
+                    if ppid in alive:
+                        owed[ppid] = owed.get(ppid, 0.0) + own + children
+                    else:
+                        self._cpu_gone += own + children
+            for key, (_, children, _) in seen.items():
+                if key[0] in owed:
+                    grew = children - last[key][1] if key in last else children
+                    self._cpu_gone += max(0.0, owed[key[0]] - grew)
+            self._cpu_last = seen
+            return self._cpu_gone + sum(own + children for own, children, _ in seen.values())
 
     def kill(self) -> None:
         self._killed = True
