@@ -528,3 +528,29 @@ def test_one_gpu_per_run_through_a_device_request(dirs):
     with get("docker", spec_for(dirs, gpu="0")) as sandbox:
         result = sandbox.exec(py("import torch; print(torch.cuda.device_count())"), timeout=300)
     assert result.ok and result.stdout.strip() == b"1", result.stderr_tail()
+
+
+def test_container_cpu_time_is_read_from_cgroup_v1_v2_and_hybrid_hosts(tmp_path):
+    """The idle check reads a container's CPU time twice per variant: from the host's cgroup
+    files, not the stats API (about a second per call)."""
+    cid = "docker/0c91014080bc"
+    v2 = tmp_path / "v2"
+    (v2 / cid).mkdir(parents=True)
+    (v2 / cid / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2000000\n")
+    assert dsb.cgroup_cpu_seconds(f"0::/{cid}\n", root=v2) == 2.5
+
+    hybrid = tmp_path / "hybrid"
+    (hybrid / "cpuacct" / cid).mkdir(parents=True)
+    (hybrid / "cpuacct" / cid / "cpuacct.usage").write_text("1250000000\n")
+    (hybrid / "unified" / cid).mkdir(parents=True)
+    (hybrid / "unified" / cid / "cpu.stat").write_text("usage_usec 1250000\n")
+    text = f"4:memory:/{cid}\n2:cpuacct:/{cid}\n1:cpu:/{cid}\n0::/{cid}\n"
+    assert dsb.cgroup_cpu_seconds(text, root=hybrid) == 1.25
+    (hybrid / "cpuacct" / cid / "cpuacct.usage").unlink()
+    assert dsb.cgroup_cpu_seconds(text, root=hybrid) == 1.25   # the unified hierarchy then
+
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct" / cid).mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / cid / "cpuacct.usage").write_text("500000000\n")
+    assert dsb.cgroup_cpu_seconds(f"3:cpu,cpuacct:/{cid}\n", root=v1) == 0.5
+    assert dsb.cgroup_cpu_seconds(f"0::/{cid}\n", root=tmp_path / "nothing") is None

@@ -400,6 +400,31 @@ def _remove_live_at_exit() -> None:
 atexit.register(_remove_live_at_exit)
 
 
+def cgroup_cpu_seconds(proc_cgroup: str, root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPU seconds of the cgroup named in a ``/proc/PID/cgroup`` text, read from the host's
+    cgroup files: v2 (``cpu.stat``, at the root or under ``unified/`` on a hybrid host) or
+    v1 (``cpuacct.usage``); None when neither is readable."""
+    for line in proc_cgroup.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        path = path.lstrip("/")
+        if hierarchy == "0" and not controllers:
+            for base in (root, root / "unified"):
+                try:
+                    for row in (base / path / "cpu.stat").read_text().splitlines():
+                        if row.startswith("usage_usec "):
+                            return int(row.split()[1]) / 1e6
+                except (OSError, ValueError):
+                    continue
+        elif "cpuacct" in controllers.split(","):
+            for mount in dict.fromkeys((controllers, "cpuacct", "cpu,cpuacct")):
+                try:
+                    return int((root / mount / path / "cpuacct.usage").read_text()) / 1e9
+                except (OSError, ValueError):
+                    continue
+    return None
+
+
 class DockerProcess(RunningProcess):
     def __init__(self, sandbox: "DockerSandbox", container, sock, retries: int):
         self.sandbox, self.container, self.sock = sandbox, container, sock
@@ -463,15 +488,12 @@ class DockerProcess(RunningProcess):
             if not pid:
                 self.container.reload()
                 pid = int(self.container.attrs["State"].get("Pid") or 0)
-            for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-                if line.startswith("0::"):
-                    stat = Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "cpu.stat"
-                    for row in stat.read_text().splitlines():
-                        if row.startswith("usage_usec "):
-                            return int(row.split()[1]) / 1e6
+            seconds = cgroup_cpu_seconds(Path(f"/proc/{pid}/cgroup").read_text())
+            if seconds is not None:
+                return seconds
         except (OSError, ValueError, KeyError):
             pass
-        try:
+        try:  # about a second per call: the daemon samples the container
             stats = client().api.stats(self.container.id, stream=False, one_shot=True)
             return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
         except Exception:  # noqa: BLE001 - no CPU accounting available
