@@ -195,7 +195,9 @@ def _node_gpus(node: str, gpu: str | None) -> tuple[str, ...]:
     count = next((int(n.get("Resources", {}).get("GPU", 0)) for n in ray.nodes() if n.get("NodeID") == node), 0)
     slots = tuple(str(k) for k in range(count))
     if gpu is not None and gpu not in slots:
-        slots = (gpu,) + slots[1:] if slots else (gpu,)
+        # Ray handed out an id outside 0..n-1 (CUDA_VISIBLE_DEVICES on the node): this task
+        # takes the first slot's share.
+        slots = (gpu, *slots[1:])
     return slots
 
 
