@@ -200,7 +200,6 @@ class VariantWorker:
         self._idle_at: float | None = None                         # when the idle window opens
         self._idle_mark: tuple[float, float | None] | None = None  # (opened at, CPU seconds then)
         self._stop_sent = False
-        self.begun = False              # start() was called: it is part of the task's result
 
     @property
     def alive(self) -> bool:
@@ -215,20 +214,11 @@ class VariantWorker:
             self.run.stderr_tail = exc.stderr_tail
             self.done = True
 
-    def launch(self) -> None:
-        """Start the sandboxed process; it imports torch and says hello, then waits for ``load``."""
-        self._guard(self._launch)
-
     def start(self) -> None:
-        """Load the module (timed, capped) and run the warm-up batches; launches first if needed."""
-        self.begun = True
-        if self.proc is None and not self.done:
-            self.launch()
-        if self.alive:
-            self._guard(self._start)
+        self._guard(self._start)
 
-    def _launch(self) -> None:
-        spec = self.spec
+    def _start(self) -> None:
+        spec, run = self.spec, self.run
         work, code = _prepare_dirs(self.root, spec.module_path)
         self.work = work
         env = {"GRADER_DEVICE": spec.device}
@@ -246,13 +236,9 @@ class VariantWorker:
         self.started = time.monotonic()
         self.proc = self.sandbox.start(["{python}", "-m", "sandbox.worker", "--work", self.sandbox.path("work")])
         self.session = _Session(self.proc, self.channel, spec.timeout)
-
-    def _start(self) -> None:
-        spec, run, work = self.spec, self.run, self.work
         hello = self.session.expect({"hello"}, self.timing.load_timeout, "starting the worker")
         run.versions = hello["versions"]
         t_hello = time.monotonic()
-        self.session.request({"op": "load"})
         try:
             ready = self.session.expect({"ready"}, self.load_timeout, "importing the module and loading the pipeline")
         except WorkerTimeout as exc:
@@ -402,9 +388,8 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                  stop_on_failure: bool = True, reference: str | None = "gt") -> dict[str, VariantRun]:
     """Run several variants with their timed batches interleaved.
 
-    Worker processes start together (interpreter and torch imports overlap), then load
-    the module and warm up one after another (so load times are not contended), then
-    take turns batch by batch, the order rotating each round. Drift
+    Workers are started and warmed up one after another (so load times are not
+    contended), then take turns batch by batch, the order rotating each round. Drift
     in the machine (clocks, heat, a noisy neighbour) then falls on every variant
     alike instead of on whichever ran last. Variants stop together, after the same
     number of rounds: when every interval is tight enough, or when any variant reaches
@@ -417,12 +402,10 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
     """
     workers = [VariantWorker(spec, schedule, timing, root / spec.name) for spec in specs]
     try:
-        for worker in workers:  # processes start together: their torch imports overlap
-            worker.launch()
         for worker in workers:
             worker.start()
             if stop_on_failure and not worker.alive:
-                return {w.spec.name: w.finish() for w in workers if w.begun}
+                return {w.spec.name: w.finish() for w in workers if w.proc is not None or w is worker}
             if worker.spec.name == reference and worker.alive:
                 cap = max(timing.load_cap_factor * worker.run.phases["load"], timing.load_cap_floor)
                 for other in workers:

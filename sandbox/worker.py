@@ -89,6 +89,8 @@ class Worker:
         self.accepts: set[str] = set()
 
     def load(self) -> bool:
+        _capture_sync()  # imports torch before the module, so its import time is not charged to it
+
         t0 = time.perf_counter()
         try:
             spec = importlib.util.spec_from_file_location("submission_module", self.config["module_path"])
@@ -183,21 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     # Whatever the module prints goes to stderr; stdout is not part of the protocol.
     os.dup2(2, 1)
     channel = Channel.connect(args.work / "proto")
-    # torch is imported before hello, so its import time is not charged to the module. A
-    # task's workers start together and import it at once; the module's import and
-    # load_pipeline wait for "load" and are timed one variant at a time.
-    _capture_sync()
     channel.send({"type": "hello", "pid": os.getpid(), "versions": _versions()})
     worker = Worker(args.work, channel)
     try:
-        request = channel.recv()
-        if request is None or request.get("op") == "stop":
-            channel.send({"type": "bye"})
-            return 0
-        if request.get("op") != "load":
-            channel.send({"type": "error", "kind": "protocol", "message": f"expected op 'load', got {request.get('op')!r}",
-                          "traceback": ""})
-            return 4
         if not worker.load():
             return 3
         return worker.serve()
