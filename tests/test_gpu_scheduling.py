@@ -59,7 +59,7 @@ def test_grade_spreads_tasks_over_gpus(tmp_path):
                       gpus=("0", "1"), seed=3, prompts_file=prompt_file(tmp_path / "p.txt"),
                       timing=small_timing(min_batches=3, max_batches=3, probes=False))
     doc = grade(cfg, progress=lambda _: None)
-    assert {t["status"] for t in doc["tasks"]} == {"ok"}
+    assert {t["status"] for t in doc["tasks"]} == {"ok"}, [(t["status"], t["message"]) for t in doc["tasks"]]
     assert sorted(t["gpu"] for t in doc["tasks"]) == ["0", "1"]
     # Two tasks compute at once: each worker gets half the cores' worth of threads.
     share = max(1, len(os.sched_getaffinity(0)) // 2)
