@@ -75,8 +75,13 @@ def _setup(tmp_path: Path, experiments: dict[str, str], missing: tuple[str, ...]
 TIMING_FLAGS = {"self_report_mismatch", "timer_mismatch", "ray_retried", "baseline_sandbagged", "implausible_speedup"}
 
 
+def _is_timing_flag(flag: str) -> bool:
+    """A timing flag, whether it names the experiment or another variant (``baseline_timer_mismatch``)."""
+    return flag in TIMING_FLAGS or any(flag == f"{variant}_{name}" for variant in ("baseline", "gt") for name in TIMING_FLAGS)
+
+
 def _summary(doc: dict) -> dict:
-    return {t["prompt_id"]: (t["status"], tuple(f for f in t["flags"] if f not in TIMING_FLAGS)) for t in doc["tasks"]}
+    return {t["prompt_id"]: (t["status"], tuple(f for f in t["flags"] if not _is_timing_flag(f))) for t in doc["tasks"]}
 
 
 def test_ray_grades_like_the_local_executor(tmp_path, local_ray):
