@@ -355,6 +355,10 @@ class VariantWorker:
         if run.status == "ok":
             if run.batches:
                 run.timing = summarize(run.batches, self.schedule.batch_size)
+                mismatch = timer_disagreement(run.batches, self.timing.timer_tolerance)
+                if mismatch is not None and "timer_mismatch" not in run.flags:
+                    run.flags.append("timer_mismatch")
+                    run.evidence["timer_mismatch"] = mismatch
             t0 = time.monotonic()
             try:
                 if not self._stop_sent:
@@ -500,8 +504,25 @@ def _run_batch(session: _Session, batch: Batch, spec: VariantSpec, timing: Timin
         return seconds, arrays
     worker = answer["worker_seconds"]
     run.batches.append(BatchTime(batch.index, len(arrays), seconds, worker))
-    if worker > seconds * 1.02 + 0.01 or worker < seconds * (1 - timing.timer_tolerance) - 0.05:
-        if "timer_mismatch" not in run.flags:
-            run.flags.append("timer_mismatch")
-            run.evidence["timer_mismatch"] = f"batch {batch.index}: supervisor {seconds:.4f}s, worker says {worker:.4f}s"
     return seconds, arrays
+
+
+def timer_disagreement(batches: list[BatchTime], tolerance: float) -> str | None:
+    """Evidence that the worker's own clock was tampered with, or None.
+
+    The worker's interval lies inside the supervisor's (it starts after the request arrives
+    and ends before the answer leaves), so a worker that claims more time than the
+    supervisor saw is wrong on any single batch. A worker that claims much less is only
+    suspicious when most batches say so: one late wake-up of the supervisor on a loaded
+    host also widens the gap, while a patched clock shifts every batch.
+    """
+    def evidence(b: BatchTime) -> str:
+        return f"batch {b.index}: supervisor {b.seconds:.4f}s, worker says {b.worker_seconds:.4f}s"
+
+    for b in batches:
+        if b.worker_seconds > b.seconds * 1.02 + 0.01:
+            return evidence(b)
+    short = [b for b in batches if b.worker_seconds < b.seconds * (1 - tolerance) - 0.05]
+    if short and 2 * len(short) > len(batches):
+        return f"{len(short)} of {len(batches)} timed batches; first {evidence(short[0])}"
+    return None

@@ -149,3 +149,23 @@ def test_schedule_is_deterministic_and_fresh_per_batch():
     assert not set(prompts) & {p for i in range(2) for p in a.warmup(i).prompts}
     assert Schedule(pool, 8, 4).timed(0) != a.timed(0)
     assert len(pool) >= 200
+
+
+def test_timer_cross_check_needs_most_batches_short_but_one_impossible_batch_is_enough():
+    from grader.supervisor import timer_disagreement
+    from grader.timing import BatchTime
+
+    honest = [BatchTime(i, 2, 1.00, 0.97) for i in range(6)]
+    assert timer_disagreement(honest, 0.25) is None
+    # One late wake-up of the supervisor (a loaded host) is not evidence of a patched clock ...
+    hiccup = honest[:5] + [BatchTime(5, 2, 1.60, 0.97)]
+    assert timer_disagreement(hiccup, 0.25) is None
+    # ... a clock that reads a tenth on every batch is, and so is most batches.
+    patched = [BatchTime(i, 2, 1.00, 0.10) for i in range(6)]
+    assert "6 of 6 timed batches" in timer_disagreement(patched, 0.25)
+    mostly = honest[:2] + patched[2:]
+    assert "4 of 6" in timer_disagreement(mostly, 0.25)
+    assert timer_disagreement(honest[:3] + patched[3:], 0.25) is None  # half is not most
+    # The worker's interval lies inside the supervisor's: claiming more is wrong on one batch.
+    longer = honest[:5] + [BatchTime(5, 2, 1.00, 1.30)]
+    assert "batch 5: supervisor 1.0000s, worker says 1.3000s" == timer_disagreement(longer, 0.25)
