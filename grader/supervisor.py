@@ -352,13 +352,13 @@ class VariantWorker:
     def finish(self) -> VariantRun:
         run = self.run
         run.phases["timed"] = self.timed_seconds
+        mismatch = timer_disagreement(run.batches, self.timing.timer_tolerance)
+        if mismatch is not None and "timer_mismatch" not in run.flags:
+            run.flags.append("timer_mismatch")
+            run.evidence["timer_mismatch"] = mismatch
         if run.status == "ok":
             if run.batches:
                 run.timing = summarize(run.batches, self.schedule.batch_size)
-                mismatch = timer_disagreement(run.batches, self.timing.timer_tolerance)
-                if mismatch is not None and "timer_mismatch" not in run.flags:
-                    run.flags.append("timer_mismatch")
-                    run.evidence["timer_mismatch"] = mismatch
             t0 = time.monotonic()
             try:
                 if not self._stop_sent:
