@@ -55,7 +55,9 @@ def _num(value, spec: str = ".3f", suffix: str = "") -> str:
 # --------------------------------------------------------------------------- flags
 
 
-def _split_flag(flag: str, variants: dict) -> tuple[str, str]:
+def split_flag(flag: str, variants: dict) -> tuple[str, str]:
+    """``(variant, flag)`` of a task flag: the runner prefixes a baseline's or GT's own flags
+    with the variant's name (``baseline_timer_mismatch``)."""
     for name in ("baseline", "gt"):
         if flag.startswith(name + "_") and name in variants:
             return name, flag[len(name) + 1:]
@@ -65,7 +67,7 @@ def _split_flag(flag: str, variants: dict) -> tuple[str, str]:
 def flag_evidence(task: dict, flag: str) -> str:
     """What in the task's result backs ``flag`` (one line, for the HTML page and junit.xml)."""
     variants = task.get("variants") or {}
-    variant, base = _split_flag(flag, variants)
+    variant, base = split_flag(flag, variants)
     v = variants.get(variant) or {}
     recorded = (v.get("evidence") or {}).get(base) or (v.get("evidence") or {}).get(flag)
     if recorded:

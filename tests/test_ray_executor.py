@@ -14,6 +14,7 @@ import pytest
 
 from grader.config import GradeConfig
 from grader.errors import ConfigError
+from grader.html_report import split_flag
 from grader.runner import grade
 from fixtures import tiny_models  # noqa: F401 - pytest fixture
 from support import metrics, prompt_file, small_timing, sleepy, task_set, write
@@ -75,13 +76,11 @@ def _setup(tmp_path: Path, experiments: dict[str, str], missing: tuple[str, ...]
 TIMING_FLAGS = {"self_report_mismatch", "timer_mismatch", "ray_retried", "baseline_sandbagged", "implausible_speedup"}
 
 
-def _is_timing_flag(flag: str) -> bool:
-    """A timing flag, whether it names the experiment or another variant (``baseline_timer_mismatch``)."""
-    return flag in TIMING_FLAGS or any(flag == f"{variant}_{name}" for variant in ("baseline", "gt") for name in TIMING_FLAGS)
-
-
 def _summary(doc: dict) -> dict:
-    return {t["prompt_id"]: (t["status"], tuple(f for f in t["flags"] if not _is_timing_flag(f))) for t in doc["tasks"]}
+    """Status and flags by task, less the timing flags of any variant (``baseline_timer_mismatch`` too)."""
+    return {t["prompt_id"]: (t["status"], tuple(f for f in t["flags"] if f not in TIMING_FLAGS
+                                                and split_flag(f, t.get("variants") or {})[1] not in TIMING_FLAGS))
+            for t in doc["tasks"]}
 
 
 def test_ray_grades_like_the_local_executor(tmp_path, local_ray):
