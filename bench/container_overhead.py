@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader.sandboxes import Mount, SandboxSpec, get  # noqa: E402
+from grader.isolation import Mount, SandboxSpec, get  # noqa: E402
 
 MODULE = textwrap.dedent('''
     import time
@@ -60,8 +60,8 @@ def trivial(provider: str, repeats: int, root: Path) -> list[float]:
 
 def variant(provider: str, root: Path) -> dict:
     from grader.config import TimingConfig
-    from grader.prompts import Schedule
-    from grader.supervisor import VariantSpec, run_variant
+    from grader.runs.supervisor import VariantSpec, run_variant
+    from grader.taskset.prompts import Schedule
 
     module = root / "src" / "experiment.py"
     module.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grader.config import GradeConfig, QualityConfig, TimingConfig  # noqa: E402
-from grader.runner import grade  # noqa: E402
+from grader.pipeline.run import grade  # noqa: E402
 
 HEADER = textwrap.dedent('''
     import os

@@ -39,7 +39,7 @@ def main() -> int:
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from grader.telemetry import GpuSampler
+    from grader.runs.telemetry import GpuSampler
 
     pipe = StableDiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float16).to("cuda")
     pipe.set_progress_bar_config(disable=True)
@@ -55,8 +55,8 @@ def main() -> int:
 
     from bench.gpu_fidelity import MODULES
     from grader.config import TimingConfig
-    from grader.prompts import Schedule, load_pool
-    from grader.supervisor import VariantSpec, run_variant
+    from grader.runs.supervisor import VariantSpec, run_variant
+    from grader.taskset.prompts import Schedule, load_pool
 
     module = Path("/tmp/probe_baseline.py")
     module.write_text(MODULES["baseline"])

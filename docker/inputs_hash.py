@@ -5,7 +5,7 @@
 
 ``sandbox`` is the hash baked into every image as the label ``sd-grader.sandbox-hash``; the
 docker provider recomputes it from the ``sandbox`` package it would talk to
-(``grader.sandboxes.docker.sandbox_hash``) and refuses a stale image, whose worker would speak
+(``grader.isolation.docker.sandbox_hash``) and refuses a stale image, whose worker would speak
 an older protocol. ``inputs`` names an image: the same inputs give the same tag, so a build
 whose tag already exists is skipped. A test checks that both implementations agree.
 """

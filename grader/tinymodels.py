@@ -167,7 +167,13 @@ def build_sd15(out_dir: str | os.PathLike, size: str = "tiny", seed: int = 0, dt
 
 def build_clip(out_dir: str | os.PathLike, seed: int = 0):
     """Build a tiny CLIPModel (text + vision, 32 px) and its CLIPProcessor; save both to out_dir."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPVisionConfig
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPVisionConfig,
+    )
 
     tok = build_tokenizer()
     vision = CLIPVisionConfig(image_size=32, patch_size=4, hidden_size=32, intermediate_size=37, num_hidden_layers=2,

@@ -18,7 +18,7 @@ import pytest
 def docker_unavailable_reason() -> str | None:
     """None when docker tests can run here, else why not."""
     try:
-        from grader.sandboxes import docker as docker_sandbox
+        from grader.isolation import docker as docker_sandbox
 
         docker_sandbox.client()
         info = docker_sandbox.image_info()
@@ -46,7 +46,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture
 def fake_sandbox():
-    from grader.sandboxes.fake import FakeSandbox
+    from grader.isolation.fake import FakeSandbox
 
     FakeSandbox.reset()
     yield FakeSandbox

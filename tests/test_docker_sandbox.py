@@ -20,9 +20,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-import grader.sandboxes.docker as dsb
+import grader.isolation.docker as dsb
 from grader.errors import SandboxInfraError, SandboxUnavailable
-from grader.sandboxes import Limits, Mount, SandboxSpec, get
+from grader.isolation import Limits, Mount, SandboxSpec, get
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,8 +121,9 @@ def test_unreachable_engine_is_unavailable(dirs, monkeypatch):
 
 
 def _api_error(status: int):
-    import docker
     import requests
+
+    import docker
 
     response = requests.Response()
     response.status_code = status
@@ -339,7 +340,7 @@ def test_containers_do_not_outlive_a_killed_grader(dirs):
     grader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from grader.sandboxes import Mount, SandboxSpec, get
+        from grader.isolation import Mount, SandboxSpec, get
         sandbox = get("docker", SandboxSpec(mounts={{"work": Mount(Path({str(dirs / 'work')!r}), read_only=False)}},
                                             labels={{"run": "orphan-test"}}))
         proc = sandbox.start(["{{python}}", "-c", "while True: pass"])
@@ -409,8 +410,8 @@ SLEEPY = textwrap.dedent('''
 
 def _variant(tmp_path: Path, name: str, task: str, **timing_kw):
     from grader.config import TimingConfig
-    from grader.prompts import Schedule
-    from grader.supervisor import VariantSpec, run_variant
+    from grader.runs.supervisor import VariantSpec, run_variant
+    from grader.taskset.prompts import Schedule
 
     module = tmp_path / "src" / f"{name}.py"
     module.parent.mkdir(parents=True, exist_ok=True)

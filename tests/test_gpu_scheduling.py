@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
+from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 
 from grader.config import GradeConfig
-from grader.runner import for_each_gpu, grade
-from support import metrics, prompt_file, small_timing, sleepy, task_set, write
+from grader.pipeline.run import for_each_gpu, grade
 
 
 def test_one_item_per_gpu_at_a_time_and_all_gpus_used():
@@ -70,7 +70,7 @@ def test_grade_spreads_tasks_over_gpus(tmp_path):
 
 
 def test_thread_share_splits_the_cores_between_concurrent_slots():
-    from grader.placement import thread_share
+    from grader.runs.placement import thread_share
 
     assert thread_share((), None, cores=range(16)) is None        # alone: the libraries' default
     assert thread_share(("0",), None, cores=range(16)) is None
@@ -80,7 +80,7 @@ def test_thread_share_splits_the_cores_between_concurrent_slots():
 
 
 def test_cpu_share_gives_each_gpu_slot_its_own_cores_and_keeps_one_for_the_grader():
-    from grader.placement import cpu_share
+    from grader.runs.placement import cpu_share
 
     assert cpu_share(None, (), cores=range(16)) == tuple(range(1, 16))
     left, right = cpu_share("0", ("0", "1"), cores=range(16)), cpu_share("1", ("0", "1"), cores=range(16))

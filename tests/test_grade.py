@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 
 from grader import cli, schemas
 from grader.config import GradeConfig, QualityConfig
-from grader.runner import grade
-from support import metrics, prompt_file, small_timing, sleepy, task_set, write
+from grader.pipeline.run import grade
 
 # Honest but bad: seeded, deterministic images that are simply not the baseline's.
 WRONG_IMAGES = sleepy(0.002).replace("default_rng(g.initial_seed())", "default_rng(g.initial_seed() + 1)")

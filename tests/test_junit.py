@@ -5,9 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-
-from grader import junit
 from test_report_html import synthetic_run
+
+from grader.reports import junit
 
 
 @pytest.fixture()

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from grader import cli, prepare as lib
+from grader import cli
 from grader.errors import ConfigError, SchemaViolation
-from grader.manifest import MANIFEST_RELPATH, MAPPING_RELPATH, TaskSet
-from grader.prepare import PrepareConfig, difficulty_for, parse_filename, plan, prepare
+from grader.taskset import prepare as lib
+from grader.taskset.manifest import MANIFEST_RELPATH, MAPPING_RELPATH, TaskSet
+from grader.taskset.prepare import (
+    PrepareConfig,
+    difficulty_for,
+    parse_filename,
+    plan,
+    prepare,
+)
 
 PATTERN = lib.compile_pattern(lib.DEFAULT_PATTERN)
 

@@ -11,13 +11,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fixtures import tiny_models  # noqa: F401 - pytest fixture
+from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 
 from grader.config import GradeConfig
 from grader.errors import ConfigError
-from grader.html_report import split_flag
-from grader.runner import grade
-from fixtures import tiny_models  # noqa: F401 - pytest fixture
-from support import metrics, prompt_file, small_timing, sleepy, task_set, write
+from grader.pipeline.run import grade
+from grader.reports.html import split_flag
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow

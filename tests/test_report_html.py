@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import __version__, report
+from grader import __version__
 from grader.config import GradeConfig, QualityConfig
-from grader.timing import BatchTime, summarize
+from grader.reports import document as report
+from grader.scores.statistics import BatchTime, summarize
 
 NASTY = 'a "quoted" </script><script>window.pwned=1</script> & <b>bold</b> \x01\x1b prompt'
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -163,7 +164,7 @@ def test_table_data_lists_every_task(run):
 
 def test_a_failing_rendering_leaves_the_other_reports(run, monkeypatch, capsys):
     run_dir, doc = run
-    from grader import html_report
+    from grader.reports import html as html_report
 
     monkeypatch.setattr(html_report, "render", lambda *_: 1 / 0)
     report.write(run_dir, doc)

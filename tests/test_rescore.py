@@ -6,16 +6,16 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from pathlib import Path
 
 import pytest
+from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 
-from grader import cli, resume
+from grader import cli
 from grader.commands.report import parse_tolerances, render_run, rescore_run
 from grader.config import GradeConfig, QualityConfig
 from grader.errors import ConfigError
-from grader.runner import grade
-from support import metrics, prompt_file, small_timing, sleepy, task_set, write
+from grader.pipeline.run import grade
+from grader.record import resume
 
 # Close to the baseline: the same seeded noise, nudged a little (SSIM a bit below 1).
 NEAR = sleepy(0.015).replace(

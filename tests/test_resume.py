@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 
-from grader import __version__, resume
+from grader import __version__
 from grader.config import GradeConfig, QualityConfig
 from grader.errors import ConfigError
-from grader.manifest import TaskSet
-from grader.runner import grade
-from support import metrics, prompt_file, small_timing, sleepy, task_set, write
+from grader.pipeline.run import grade
+from grader.record import resume
+from grader.taskset.manifest import TaskSet
 
 REPO = Path(__file__).resolve().parent.parent
 # Honest but bad: seeded, deterministic images that are simply not the baseline's.
@@ -306,7 +307,7 @@ def test_progress_reports_task_variant_phase_and_logs_json(tmp_path):
     import io
     from types import SimpleNamespace
 
-    from grader.progress import ObservedSchedule, Reporter
+    from grader.pipeline.progress import ObservedSchedule, Reporter
 
     pool = tuple(f"prompt {i}" for i in range(20))
     for console in ("plain", "rich"):
@@ -349,7 +350,7 @@ def test_progress_reports_task_variant_phase_and_logs_json(tmp_path):
 
 
 def test_the_json_log_closes_a_line_a_kill_cut(tmp_path):
-    from grader.progress import Reporter
+    from grader.pipeline.progress import Reporter
 
     (tmp_path / "log.jsonl").write_text('{"event": "run_started"}\n{"event": "pha')
     reporter = Reporter(tmp_path, lambda _: None)
@@ -363,7 +364,7 @@ def test_progress_attributes_phases_of_concurrent_tasks_to_their_threads(tmp_pat
     import threading
     from types import SimpleNamespace
 
-    from grader.progress import ObservedSchedule, Reporter
+    from grader.pipeline.progress import ObservedSchedule, Reporter
 
     lines: list[str] = []
     reporter = Reporter(tmp_path, lines.append)

@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from grader.sandboxes import Limits, Mount, SandboxSpec, get, provider
+from grader.isolation import Limits, Mount, SandboxSpec, get, provider
 
 PROVIDERS = ("local", "fake", "docker")
 # Checks a provider may be excused from but that would endanger the host or mean nothing.

@@ -8,9 +8,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from grader.static_check import scan, scan_source
 from support import BATCHED_WRAPPER, HALF_STEPS, PLAIN_MODULE
+
+from grader.evidence.static_check import scan, scan_source
 
 ROOT = Path(__file__).resolve().parents[1]
 

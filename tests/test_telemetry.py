@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grader import telemetry
+from grader.runs import telemetry
 
 
 def _samples(probe_ms, mask=0):

@@ -7,12 +7,19 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from fixtures import tiny_models  # noqa: F401 - pytest fixture
-from grader.prompts import Schedule, load_pool
-from grader.supervisor import VariantSpec, run_variant, run_variants
-from grader.timing import paired_speedup, speedup
-from support import BATCHED_WRAPPER, HALF_STEPS, PLAIN_MODULE, small_timing, sleepy, write
+from support import (
+    BATCHED_WRAPPER,
+    HALF_STEPS,
+    PLAIN_MODULE,
+    sleepy,
+    small_timing,
+    write,
+)
+
+from grader.runs.supervisor import VariantSpec, run_variant, run_variants
+from grader.scores.statistics import paired_speedup, speedup
+from grader.taskset.prompts import Schedule, load_pool
 
 POOL = tuple(f"a small watercolor of object number {i}" for i in range(64))
 
@@ -152,8 +159,8 @@ def test_schedule_is_deterministic_and_fresh_per_batch():
 
 
 def test_timer_cross_check_needs_most_batches_short_but_one_impossible_batch_is_enough():
-    from grader.supervisor import timer_disagreement
-    from grader.timing import BatchTime
+    from grader.runs.supervisor import timer_disagreement
+    from grader.scores.statistics import BatchTime
 
     honest = [BatchTime(i, 2, 1.00, 0.97) for i in range(6)]
     assert timer_disagreement(honest, 0.25) is None

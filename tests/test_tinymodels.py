@@ -102,7 +102,7 @@ def test_clip_score_is_right_when_tasks_score_at_once(built):
     (it once summed two tasks' updates: CLIP 32.9 for a 16.4 image)."""
     import threading
 
-    from grader.quality import clip_score
+    from grader.scores.quality import clip_score
 
     rng = np.random.default_rng(0)
     sets = [[rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)] for _ in range(4)]

@@ -53,9 +53,9 @@ def register(sub) -> None:
 def _docker_checks(device: str, image: str | None) -> list[Check]:
     checks: list[Check] = []
     try:
-        from grader.sandboxes import docker as dsb
+        from grader.isolation import docker as dsb
     except Exception as exc:  # noqa: BLE001
-        return [Check("docker SDK", FAIL, f"grader.sandboxes.docker does not import: {exc}",
+        return [Check("docker SDK", FAIL, f"grader.isolation.docker does not import: {exc}",
                       "pip install 'docker>=7' into the grader's environment")]
     if dsb._IMPORT_ERROR is not None:
         return [Check("docker SDK", FAIL, str(dsb._IMPORT_ERROR), "pip install 'docker>=7' into the grader's environment")]
@@ -196,7 +196,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def run_cleanup(args: argparse.Namespace) -> int:
-    from grader.sandboxes.docker import cleanup
+    from grader.isolation.docker import cleanup
 
     removed = cleanup(all_owners=args.all, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"

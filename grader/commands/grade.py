@@ -60,7 +60,7 @@ def choose_sandbox(requested: str, device: str = "cpu") -> str:
     from grader.errors import SandboxError
 
     try:
-        from grader.sandboxes import docker as docker_sandbox
+        from grader.isolation import docker as docker_sandbox
 
         docker_sandbox.client()
         image = docker_sandbox.image_info(gpu=device == "cuda")
@@ -96,7 +96,8 @@ def config_from_args(args) -> GradeConfig:
 
 
 def run_grade(args) -> int:
-    from grader import report, runner
+    from grader.pipeline import run as runner
+    from grader.reports import document as report
 
     cfg = config_from_args(args)
     doc = runner.grade(cfg)
@@ -108,7 +109,7 @@ def run_grade(args) -> int:
 
 
 def run_validate(args) -> int:
-    from grader.validate import validate_submission
+    from grader.taskset.validate import validate_submission
 
     problems = validate_submission(args.submission, args.tasks, set(i for i in args.only.split(",") if i) or None)
     width = shutil.get_terminal_size((100, 20)).columns

@@ -1,7 +1,7 @@
 """``grader prepare SOURCE_DIR --out TASKS_DIR``: build a task set from reference files.
 
-Parses arguments, builds a :class:`~grader.prepare.PrepareConfig`, calls
-:func:`~grader.prepare.prepare` and prints its summary (or ``--json``).
+Parses arguments, builds a :class:`~grader.taskset.prepare.PrepareConfig`, calls
+:func:`~grader.taskset.prepare.prepare` and prints its summary (or ``--json``).
 Exit codes: 0 ok; 1 ``--strict`` and something was skipped (nothing written);
 2 an error (nothing to prepare, a conflict with the existing task set, bad input).
 """
@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from grader import prepare as lib
 from grader.errors import GraderError
+from grader.taskset import prepare as lib
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -63,7 +63,7 @@ def parse_tolerances(text: str) -> dict:
 
 def stored_results(run_dir: Path, record) -> tuple[list[dict], list[str]]:
     """The run's whole stored results, and a note for each task without one."""
-    from grader import resume
+    from grader.record import resume
 
     run_dir = Path(run_dir)
     ids = record.doc.get("task_ids")
@@ -82,7 +82,8 @@ def stored_results(run_dir: Path, record) -> tuple[list[dict], list[str]]:
 
 def render_run(run_dir: Path) -> tuple[dict, list[str]]:
     """Re-render every output of ``run_dir`` from what it stores; returns the report and notes."""
-    from grader import resume, runner
+    from grader.pipeline import run as runner
+    from grader.record import resume
 
     run_dir = Path(run_dir)
     record = resume.RunRecord.load(run_dir)
@@ -94,7 +95,8 @@ def render_run(run_dir: Path) -> tuple[dict, list[str]]:
 
 def rescore_run(run_dir: Path, tolerances: dict, clip_model: Path | None = None) -> tuple[dict, list[str]]:
     """Re-gate the stored results of ``run_dir`` under ``tolerances`` and re-render everything."""
-    from grader import resume, runner
+    from grader.pipeline import run as runner
+    from grader.record import resume
 
     run_dir = Path(run_dir)
     with resume.RunLock(run_dir):
@@ -144,7 +146,7 @@ def _now_iso() -> str:
 
 
 def _print_outcome(doc: dict, notes: list[str], run_dir: Path) -> None:
-    from grader import report
+    from grader.reports import document as report
 
     for note in notes:
         print(f"grader: {note}")

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from grader import scoring
-from grader.config import GradeConfig, QualityConfig
-from grader.runner import grade
 from support import prompt_file, small_timing, task_set, write
+
+from grader.config import GradeConfig, QualityConfig
+from grader.pipeline.run import grade
+from grader.scores import aggregate as scoring
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 

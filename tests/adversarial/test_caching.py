@@ -4,8 +4,13 @@ one) and precomputing at load time (load time measured apart and capped against 
 from __future__ import annotations
 
 import pytest
-
-from adv_support import SANDBOXES, Case, assert_caught, assert_static_in_report, grade_cases
+from adv_support import (
+    SANDBOXES,
+    Case,
+    assert_caught,
+    assert_static_in_report,
+    grade_cases,
+)
 
 pytestmark = pytest.mark.slow
 

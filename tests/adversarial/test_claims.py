@@ -5,8 +5,13 @@ controls that must pass untouched."""
 from __future__ import annotations
 
 import pytest
-
-from adv_support import SANDBOXES, Case, assert_caught, assert_static_in_report, grade_cases
+from adv_support import (
+    SANDBOXES,
+    Case,
+    assert_caught,
+    assert_static_in_report,
+    grade_cases,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ import statistics
 from pathlib import Path
 
 import pytest
-
 from adv_support import Case, assert_caught, grade_cases
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from adv_support import SANDBOXES, Case, assert_caught, grade_cases, integrity_flags
 from fixtures import tiny_models  # noqa: F401 - pytest fixture
 
@@ -52,9 +51,10 @@ def test_example_submission_gets_no_integrity_flags(tmp_path, tiny_models):  # n
     tasks, submission = ROOT / "examples" / "tasks", ROOT / "examples" / "submission"
     if not (tasks / "config_data" / "dataset_manifest.json").is_file():
         pytest.skip("the bundled example task set (examples/tasks) is not there")
-    from grader.config import GradeConfig, QualityConfig
-    from grader.runner import grade
     from support import small_timing
+
+    from grader.config import GradeConfig, QualityConfig
+    from grader.pipeline.run import grade
 
     honest = {"101", "102"}
     cfg = GradeConfig(submission=submission, tasks=tasks, model_dir=tiny_models, out=tmp_path / "run", sandbox="local",

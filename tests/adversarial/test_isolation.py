@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from adv_support import Case, assert_caught, grade_cases
-from grader.sandboxes.local import LocalSandbox
+
+from grader.isolation.local import LocalSandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = [

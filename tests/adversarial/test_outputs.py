@@ -5,8 +5,13 @@ quality gate. Also: the probes must not be recognisable (probe-aware cheats)."""
 from __future__ import annotations
 
 import pytest
-
-from adv_support import SANDBOXES, Case, assert_caught, assert_static_in_report, grade_cases
+from adv_support import (
+    SANDBOXES,
+    Case,
+    assert_caught,
+    assert_static_in_report,
+    grade_cases,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +58,7 @@ def test_seeds_and_prompts_are_honoured_by_the_honest_gt(graded):
     """The probes' reference: same seed twice gives the same images, a new seed gives other
     images, and timed images sharing a seed but not a prompt differ (what the checks on the
     experiment are calibrated against)."""
-    from grader.integrity import DIFFERENT_DB, IDENTICAL_DB
+    from grader.evidence.integrity import DIFFERENT_DB, IDENTICAL_DB
 
     _, results = graded
     gt = results["ignore_prompt"]["variants"]["gt"]["probes"]

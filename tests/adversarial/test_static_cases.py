@@ -4,14 +4,14 @@ stand-ins get nothing beyond what their case allows. Fast: no grading."""
 from __future__ import annotations
 
 import pytest
-
 import test_caching
 import test_claims
 import test_deferred
 import test_outputs
 import test_timer
 from adv_support import CASES_DIR
-from grader.static_check import scan
+
+from grader.evidence.static_check import scan
 
 ALL = [c for m in (test_caching, test_claims, test_deferred, test_outputs, test_timer) for c in m.CASES]
 

@@ -4,8 +4,13 @@ synchronize/Event, and the grader's own worker module (which runs in the same pr
 from __future__ import annotations
 
 import pytest
-
-from adv_support import SANDBOXES, Case, assert_caught, assert_static_in_report, grade_cases
+from adv_support import (
+    SANDBOXES,
+    Case,
+    assert_caught,
+    assert_static_in_report,
+    grade_cases,
+)
 
 pytestmark = pytest.mark.slow
 

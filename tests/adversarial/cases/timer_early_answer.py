@@ -6,8 +6,9 @@ the right count and shape; a missing image fails the variant (`bad_image`)."""
 import threading
 import zlib
 
-import __main__
 import numpy as np
+
+import __main__
 
 PER_IMAGE = 0.05
 

@@ -5,8 +5,9 @@ cross-check of the supervisor's clock; a disagreement is `timer_mismatch` (tampe
 import threading
 import zlib
 
-import __main__
 import numpy as np
+
+import __main__
 
 PER_IMAGE = 0.075
 _generate = __main__.Worker.generate

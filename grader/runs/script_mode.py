@@ -16,7 +16,7 @@ from pathlib import Path
 
 from grader import schemas
 from grader.errors import SchemaViolation
-from grader.sandboxes import Limits, Mount, SandboxSpec, get
+from grader.isolation import Limits, Mount, SandboxSpec, get
 
 METRICS_FILE = "metrics.json"
 

@@ -24,7 +24,7 @@ from typing import Callable
 
 import structlog
 
-from grader.prompts import Schedule
+from grader.taskset.prompts import Schedule
 
 LOG_FILE = "log.jsonl"
 VARIANTS = ("baseline", "experiment", "gt")
@@ -289,7 +289,13 @@ class _RichDisplay:
         self.task_id = None
 
     def start(self, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+        )
 
         self.progress = Progress(
             SpinnerColumn(), TextColumn("[bold]tasks"), BarColumn(bar_width=24), MofNCompleteColumn(),

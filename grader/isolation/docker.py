@@ -54,14 +54,21 @@ from typing import Any, Callable, ClassVar, Sequence
 import psutil
 
 from grader.errors import SandboxInfraError, SandboxUnavailable
-from grader.sandboxes.base import ExecResult, RunningProcess, Sandbox, SandboxSpec, register
+from grader.isolation.contract import (
+    ExecResult,
+    RunningProcess,
+    Sandbox,
+    SandboxSpec,
+    register,
+)
 
 try:  # docker-py is a dependency, but a broken install must read as "unavailable", not crash
-    import docker
     import docker.errors
     import docker.types
     import requests
     from docker.utils.socket import frames_iter
+
+    import docker
 except ImportError as _exc:  # pragma: no cover - exercised only on broken installs
     docker = None  # type: ignore[assignment]
     _IMPORT_ERROR: ImportError | None = _exc
@@ -354,7 +361,7 @@ def _ensure_reaper() -> None:
         labels = _owner_labels()
         try:
             _reaper = subprocess.Popen(
-                [sys.executable, "-m", "grader.sandboxes.docker", "--reap", labels["sd-grader.owner-pid"],
+                [sys.executable, "-m", "grader.isolation.docker", "--reap", labels["sd-grader.owner-pid"],
                  labels["sd-grader.owner-start"]],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, close_fds=True, cwd=str(Path(__file__).resolve().parents[2]),
@@ -865,4 +872,4 @@ def cleanup(all_owners: bool = False, dry_run: bool = False) -> list[Leftover]:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--reap":
         sys.exit(_reap_main(sys.argv[2], sys.argv[3]))
-    sys.exit("usage: python -m grader.sandboxes.docker --reap PID START (started by the docker provider)")
+    sys.exit("usage: python -m grader.isolation.docker --reap PID START (started by the docker provider)")

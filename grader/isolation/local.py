@@ -24,7 +24,13 @@ from typing import Sequence
 import psutil
 
 from grader.errors import SandboxInfraError
-from grader.sandboxes.base import ExecResult, RunningProcess, Sandbox, SandboxSpec, register
+from grader.isolation.contract import (
+    ExecResult,
+    RunningProcess,
+    Sandbox,
+    SandboxSpec,
+    register,
+)
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _OOM_MARKERS = (b"MemoryError", b"OutOfMemoryError", b"CUDA out of memory", b"Cannot allocate memory")

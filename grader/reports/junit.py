@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from grader.html_report import flag_evidence
+from grader.reports.html import flag_evidence
 
 # Flags that say the grader, the benchmark or the machine failed, not the submission.
 GRADER_SIDE_FLAGS = frozenset({"grader_error", "gt_failed", "no_model", "invalid_manifest_entry"})

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from grader import schemas, scoring
+from grader import schemas
+from grader.scores import aggregate as scoring
 
 REPORT_SCHEMA = "report.schema.json"
 
@@ -23,14 +24,14 @@ def build(cfg, tasks: list[dict], *, run_seed: int, started: float, finished: fl
     """The report document. ``cfg`` is a GradeConfig or its ``as_dict()`` (as ``run.json`` stores it).
 
     ``environment`` is the grading machine's provenance recorded when the run started
-    (``grader.resume.collect_environment``); without it, this machine's is used.
+    (``grader.record.resume.collect_environment``); without it, this machine's is used.
     ``extra`` adds provenance fields (attempts, reused tasks, a rescore's record).
     """
-    from grader.sandboxes import provider
+    from grader.isolation import provider
 
     options = cfg if isinstance(cfg, dict) else cfg.as_dict()
     if environment is None:
-        from grader.resume import collect_environment
+        from grader.record.resume import collect_environment
 
         environment = collect_environment(options)
     quality, timing = options.get("quality") or {}, options.get("timing") or {}
@@ -136,8 +137,9 @@ def write(run_dir: Path, doc: dict) -> list[Path]:
     import sys
     import traceback
 
-    from grader import html_report, junit
-    from grader.resume import atomic_write_json, atomic_write_text
+    from grader.record.resume import atomic_write_json, atomic_write_text
+    from grader.reports import html as html_report
+    from grader.reports import junit
 
     run_dir = Path(run_dir)
     written = []

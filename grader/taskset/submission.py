@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import schemas
-from grader.manifest import TaskEntry
+from grader.taskset.manifest import TaskEntry
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ environment and resource limits. Paths given to the command are *sandbox paths*
 docker provider to ``/mnt/<name>``. The supervisor talks to a running worker through
 FIFOs it creates in the writable ``work`` mount, which behave the same on both.
 
-Providers register themselves by name in :data:`PROVIDERS`; ``grader.sandboxes.get``
+Providers register themselves by name in :data:`PROVIDERS`; ``grader.isolation.get``
 builds one from a :class:`SandboxSpec`.
 """
 

@@ -1,10 +1,10 @@
 """Where tasks run: on this host's GPUs (``local``) or on a Ray cluster (``ray``).
 
 An executor only decides *where* a task runs. Every line of task logic is shared:
-the runner's per-task function (``run_one`` in :func:`grader.runner._grade_locked`:
+the runner's per-task function (``run_one`` in :func:`grader.pipeline.run._grade_locked`:
 clear the old result, tell the reporter, grade, write ``result.json`` atomically)
 runs on the driver for both executors. With ``ray``, its one call to
-:func:`grader.runner.grade_task` is sent to a Ray task that asks for one GPU and runs
+:func:`grader.pipeline.run.grade_task` is sent to a Ray task that asks for one GPU and runs
 the same ``grade_task`` on whichever node Ray picks (see docs/ray.md).
 
 What travels (nothing relies on a shared filesystem for inputs or results):
@@ -28,9 +28,8 @@ ends as ``error`` with the flag ``ray_task_failed``, and the other tasks go on.
 
 from __future__ import annotations
 
-import functools
-
 import dataclasses
+import functools
 import io
 import json
 import shutil
@@ -45,7 +44,7 @@ from grader.errors import GraderError
 
 EXECUTORS = ("local", "ray")
 RAY_RETRIES = 1
-# Roles of a task's files as named by grader.resume.task_files.
+# Roles of a task's files as named by grader.record.resume.task_files.
 _SUBMISSION_ROLES = {"baseline": "baseline_name", "experiment": "experiment_name", "metrics": "metrics_name"}
 
 
@@ -104,7 +103,9 @@ class RayGrader:
         return int(self.ray.cluster_resources().get("GPU", 1))
 
     def __call__(self, task, ctx, gpu=None) -> dict:
-        from grader import resume, runner, submission
+        from grader.pipeline import run as runner
+        from grader.record import resume
+        from grader.taskset import submission
 
         cfg = ctx.config
         if not submission.find(cfg.submission, task).complete:
@@ -136,7 +137,7 @@ class RayGrader:
 
     @staticmethod
     def _failed(task, exc: BaseException, nodes: list[str]) -> dict:
-        from grader.runner import crashed_result
+        from grader.pipeline.run import crashed_result
 
         try:
             raise exc
@@ -205,8 +206,8 @@ def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes
     """The body of a Ray task: grade one task in a node-local scratch run folder."""
     import ray
 
-    from grader.prompts import Schedule
-    from grader.runner import TaskContext, crashed_result, grade_task
+    from grader.pipeline.run import TaskContext, crashed_result, grade_task
+    from grader.taskset.prompts import Schedule
 
     node = ray.get_runtime_context().get_node_id()
     nodes = ray.get(attempts.begin.remote(task.prompt_id, node))

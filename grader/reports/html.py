@@ -76,7 +76,7 @@ def flag_evidence(task: dict, flag: str) -> str:
     if recorded:
         return str(recorded)
     if base == "self_report_mismatch":
-        from grader import scoring
+        from grader.scores import aggregate as scoring
 
         return (f"self-reported speedup {_num(task.get('self_reported_speedup'), '.2f', 'x')} vs measured "
                 f"{_num(task.get('speedup'), '.2f', 'x')}: {_num(task.get('self_report_discrepancy'), '.0%')} apart "

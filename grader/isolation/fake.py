@@ -22,8 +22,14 @@ import time
 from collections import deque
 from typing import Callable, ClassVar, Sequence, Union
 
-from grader.sandboxes.base import ExecResult, RunningProcess, Sandbox, SandboxSpec, register
-from grader.sandboxes.local import LocalSandbox
+from grader.isolation.contract import (
+    ExecResult,
+    RunningProcess,
+    Sandbox,
+    SandboxSpec,
+    register,
+)
+from grader.isolation.local import LocalSandbox
 
 Outcome = Union[ExecResult, Callable[["FakeSandbox", list[str]], ExecResult]]
 

@@ -18,13 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from grader import __version__, integrity, quality, scoring, static_check, submission
+from grader import __version__
 from grader.config import GradeConfig
 from grader.errors import GraderError, SchemaViolation
-from grader.manifest import InvalidEntry, TaskEntry, TaskSet
-from grader.placement import cpu_share, thread_share
-from grader.prompts import Schedule, load_pool
-from grader.supervisor import VariantRun, VariantSpec, run_variants
+from grader.evidence import integrity, static_check
+from grader.runs.placement import cpu_share, thread_share
+from grader.runs.supervisor import VariantRun, VariantSpec, run_variants
+from grader.scores import aggregate as scoring
+from grader.scores import quality
+from grader.taskset import submission
+from grader.taskset.manifest import InvalidEntry, TaskEntry, TaskSet
+from grader.taskset.prompts import Schedule, load_pool
 
 VARIANTS = ("baseline", "experiment", "gt")
 
@@ -106,7 +110,7 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> dic
     result["flags"].extend(static)
     result["evidence"] = dict(static)
     if not submission.is_module(files.experiment):
-        from grader.script_mode import grade_script
+        from grader.runs.script_mode import grade_script
 
         return grade_script(task, files, model_dir, ctx, result, gpu=gpu)
 
@@ -197,7 +201,7 @@ def apply_quality(result: dict, task_dir: Path, cfg) -> dict:
 
 def _speedup(slow: VariantRun, fast: VariantRun) -> tuple[float, float, float]:
     """Paired per-batch speedup when enough batches pair up; else the ratio of medians."""
-    from grader.timing import paired_speedup, speedup
+    from grader.scores.statistics import paired_speedup, speedup
 
     return paired_speedup(slow.batches, fast.batches) or speedup(slow.timing, fast.timing)
 
@@ -212,14 +216,15 @@ def crashed_result(task: TaskEntry, exc: BaseException) -> dict:
 def grade(cfg: GradeConfig, progress=None) -> dict:
     """Grade every task of ``cfg``; write results and every report to the run folder ``cfg.out``.
 
-    The run folder survives crashes (see :mod:`grader.resume`): each task's result is
+    The run folder survives crashes (see :mod:`grader.record.resume`): each task's result is
     written atomically when it ends, and running the same command again reuses every
     stored result whose resume key still matches. ``progress`` is ``None`` (a live
     display on a terminal, plain lines elsewhere), ``"rich"``/``"plain"``, a callable
-    taking one line, or a :class:`grader.progress.Reporter`; the JSON log goes to
+    taking one line, or a :class:`grader.pipeline.progress.Reporter`; the JSON log goes to
     ``RUN_DIR/log.jsonl`` in every case.
     """
-    from grader import progress as progress_mod, resume
+    from grader.pipeline import progress as progress_mod
+    from grader.record import resume
 
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +241,8 @@ def grade(cfg: GradeConfig, progress=None) -> dict:
 
 
 def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter) -> dict:
-    from grader import progress as progress_mod, resume
+    from grader.pipeline import progress as progress_mod
+    from grader.record import resume
 
     task_set = TaskSet.from_dir(cfg.tasks).select(set(cfg.only) or None)
     pool = load_pool(cfg.prompts_file)
@@ -342,10 +348,10 @@ def for_each_gpu(gpus: tuple[str, ...], items: list[tuple], work: Callable, ctx:
     are interleaved, never simultaneous).
 
     With ``ctx.config.executor == "ray"`` the items go to a Ray cluster instead
-    (:mod:`grader.executors`): ``work`` still runs on this host, its grading on a node.
+    (:mod:`grader.executors.ray`): ``work`` still runs on this host, its grading on a node.
     """
     if ctx is not None and ctx.config.executor == "ray":
-        from grader.executors import run_on_ray
+        from grader.executors.ray import run_on_ray
 
         run_on_ray(ctx, items, work)
         return
@@ -384,7 +390,7 @@ def _model_index(cfg: GradeConfig, task: TaskEntry) -> Path | None:
 
 def build_report(record, results: list[dict], extra_provenance: dict | None = None) -> dict:
     """The report of a run from its run record and stored results (grade, report, rescore)."""
-    from grader import report
+    from grader.reports import document as report
 
     provenance = {"attempts": len(record.doc.get("attempts", [])),
                   "reused_tasks": sorted(record.doc["attempts"][-1].get("reused", []), key=_id_key)
@@ -406,6 +412,6 @@ def _id_key(prompt_id: str):
 
 
 def report_outputs(run_dir: Path, doc: dict) -> list[str]:
-    from grader import report
+    from grader.reports import document as report
 
     return [str(path) for path in report.write(run_dir, doc)]

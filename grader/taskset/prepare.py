@@ -35,7 +35,13 @@ from typing import Any
 
 from grader import schemas
 from grader.errors import ConfigError
-from grader.manifest import GT_DIRNAME, MANIFEST_RELPATH, MAPPING_RELPATH, SCHEMA, TaskSet
+from grader.taskset.manifest import (
+    GT_DIRNAME,
+    MANIFEST_RELPATH,
+    MAPPING_RELPATH,
+    SCHEMA,
+    TaskSet,
+)
 
 #: The filename grammar: ``MODEL_SAMPLER_STEPS[_FREE TEXT]_SPEEDUPx.py``, matched with
 #: :func:`re.fullmatch` against the whole file name. Model and sampler are runs of

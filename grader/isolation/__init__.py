@@ -5,11 +5,18 @@ from __future__ import annotations
 import importlib
 
 from grader.errors import SandboxUnavailable
-from grader.sandboxes.base import (  # noqa: F401
-    PROVIDERS, ExecResult, Limits, Mount, RunningProcess, Sandbox, SandboxSpec, register,
+from grader.isolation.contract import (  # noqa: F401
+    PROVIDERS,
+    ExecResult,
+    Limits,
+    Mount,
+    RunningProcess,
+    Sandbox,
+    SandboxSpec,
+    register,
 )
 
-_MODULES = {"local": "grader.sandboxes.local", "docker": "grader.sandboxes.docker", "fake": "grader.sandboxes.fake"}
+_MODULES = {"local": "grader.isolation.local", "docker": "grader.isolation.docker", "fake": "grader.isolation.fake"}
 
 
 def provider(name: str) -> type[Sandbox]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader import submission
 from grader.errors import SchemaViolation
-from grader.manifest import TaskSet
+from grader.taskset import submission
+from grader.taskset.manifest import TaskSet
 
 
 def validate_submission(root: Path, tasks: Path, only: set[str] | None = None) -> list[tuple[str, str, str]]:

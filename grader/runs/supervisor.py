@@ -27,10 +27,10 @@ from grader.errors import (
     ProtocolViolation, SchemaViolation, WorkerCrashed, WorkerError, WorkerOOM, WorkerTimeout,
 )
 from grader.config import TimingConfig
-from grader.prompts import Batch, Schedule
-from grader.sandboxes import ExecResult, Limits, Mount, RunningProcess, SandboxSpec, get
-from grader.telemetry import GpuSampler
-from grader.timing import BatchTime, TimingStats, converged, summarize
+from grader.taskset.prompts import Batch, Schedule
+from grader.isolation import ExecResult, Limits, Mount, RunningProcess, SandboxSpec, get
+from grader.runs.telemetry import GpuSampler
+from grader.scores.statistics import BatchTime, TimingStats, converged, summarize
 from sandbox.protocol import Channel, ChannelClosed
 from sandbox.worker import CONFIG_FILE
 
@@ -297,7 +297,7 @@ class VariantWorker:
         self.run.phases["probes"] = self.run.phases.get("probes", 0.0) + time.monotonic() - t0
 
     def _probe_step(self, kind: str) -> None:
-        from grader.quality import load_images, psnr
+        from grader.scores.quality import load_images, psnr
 
         run, first = self.run, self.schedule.timed(0)
         reference = load_images(run.image_dir, ["b0000"])

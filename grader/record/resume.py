@@ -183,7 +183,7 @@ def task_key(options: dict, task, files: dict[str, Path | None], *, run_seed: in
 
 
 def task_files(submission_dir: Path, task) -> dict[str, Path | None]:
-    from grader import submission
+    from grader.taskset import submission
 
     found = submission.find(Path(submission_dir), task)
     return {"baseline": found.baseline, "experiment": found.experiment, "metrics": found.metrics, "gt": task.gt_path}
@@ -310,7 +310,7 @@ def collect_environment(options: dict) -> dict:
     image = None
     if options.get("sandbox") == "docker":
         try:
-            from grader.sandboxes import docker as docker_sandbox
+            from grader.isolation import docker as docker_sandbox
 
             info = docker_sandbox.image_info(gpu=options.get("device") == "cuda")
             image = {"name": info.name, "id": info.id, "digest": info.digest}
