@@ -60,7 +60,8 @@ def trivial(provider: str, repeats: int, root: Path) -> list[float]:
 
 def variant(provider: str, root: Path) -> dict:
     from grader.config import TimingConfig
-    from grader.runs.supervisor import VariantSpec, run_variant
+    from grader.runs.interleave import run_variant
+    from grader.runs.variant import VariantSpec
     from grader.taskset.prompts import Schedule
 
     module = root / "src" / "experiment.py"

@@ -55,7 +55,8 @@ def main() -> int:
 
     from bench.gpu_fidelity import MODULES
     from grader.config import TimingConfig
-    from grader.runs.supervisor import VariantSpec, run_variant
+    from grader.runs.interleave import run_variant
+    from grader.runs.variant import VariantSpec
     from grader.taskset.prompts import Schedule, load_pool
 
     module = Path("/tmp/probe_baseline.py")

@@ -7,7 +7,7 @@ numbers on a GPU; the example and the tests shrink the budgets explicitly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from grader.errors import ConfigError
@@ -16,6 +16,10 @@ from grader.errors import ConfigError
 def _check(condition: bool, name: str, value: object, expected: str) -> None:
     if not condition:
         raise ConfigError(f"option {name}={value!r}: expected {expected}")
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -32,21 +36,55 @@ class TimingConfig:
     load_timeout: float = 900.0
     batch_timeout: float = 600.0
     quality_batches: int = 2
-    timer_tolerance: float = 0.25
     load_cap_factor: float = 3.0
     load_cap_floor: float = 60.0
     probes: bool = True
+    # The idle check: a worker's CPU use in a window opening ``idle_grace_seconds`` after its
+    # last answer (the grace lets an honest worker's thread pools go to sleep) and lasting
+    # ``idle_window_seconds``.
+    idle_grace_seconds: float = 0.5
+    idle_window_seconds: float = 1.0
 
     def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        _check(self.warmup_batches >= 0, "warmup_batches", self.warmup_batches, "an integer >= 0")
-        _check(self.min_batches >= 1, "min_batches", self.min_batches, "an integer >= 1")
-        _check(self.max_batches >= self.min_batches, "max_batches", self.max_batches, f">= min_batches ({self.min_batches})")
-        _check(self.max_images is None or self.max_images >= 1, "max_images", self.max_images, "None or an integer >= 1")
+        _check(_int(self.batch_size) and self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+        _check(_int(self.warmup_batches) and self.warmup_batches >= 0, "warmup_batches", self.warmup_batches,
+               "an integer >= 0")
+        _check(_int(self.min_batches) and self.min_batches >= 1, "min_batches", self.min_batches, "an integer >= 1")
+        _check(_int(self.max_batches) and self.max_batches >= self.min_batches, "max_batches", self.max_batches,
+               f"an integer >= min_batches ({self.min_batches})")
+        _check(self.max_images is None or (_int(self.max_images) and self.max_images >= 1), "max_images",
+               self.max_images, "None or an integer >= 1")
         _check(0 < self.target_rel_ci < 1, "target_rel_ci", self.target_rel_ci, "a fraction in (0, 1)")
         _check(self.budget_seconds > 0, "budget_seconds", self.budget_seconds, "> 0")
-        _check(1 <= self.quality_batches <= self.min_batches, "quality_batches", self.quality_batches, f"between 1 and min_batches ({self.min_batches})")
-        _check(self.timer_tolerance > 0, "timer_tolerance", self.timer_tolerance, "> 0")
+        _check(_int(self.quality_batches) and 1 <= self.quality_batches <= self.min_batches, "quality_batches", self.quality_batches, f"between 1 and min_batches ({self.min_batches})")
+        _check(self.load_cap_factor >= 1, "load_cap_factor", self.load_cap_factor, ">= 1")
+        _check(self.load_cap_floor > 0, "load_cap_floor", self.load_cap_floor, "> 0")
+        _check(self.idle_grace_seconds >= 0, "idle_grace_seconds", self.idle_grace_seconds, ">= 0")
+        _check(self.idle_window_seconds > 0, "idle_window_seconds", self.idle_window_seconds, "> 0")
+
+
+@dataclass(frozen=True)
+class IntegrityConfig:
+    """Thresholds of the integrity checks (grader.evidence); the report lists them all."""
+
+    timer_tolerance: float = 0.25       # worker time under (1 - this) x the supervisor's on most batches
+    cache_ratio: float = 0.6            # a repeated batch faster than this share of a fresh one
+    idle_cpu: float = 0.3               # CPU seconds per idle second after answering
+    sandbag_factor: float = 2.0         # baseline slower than GT time x manifest speedup x this
+    implausible_factor: float = 3.0     # experiment faster than the GT by more than this
+    identical_db: float = 60.0          # PSNR at or above this: the same image
+    different_db: float = 35.0          # PSNR below this: clearly another image
+    self_report_tolerance: float = 0.25  # relative gap between claimed and measured speedup
+
+    def __post_init__(self) -> None:
+        _check(0 < self.timer_tolerance < 1, "timer_tolerance", self.timer_tolerance, "a fraction in (0, 1)")
+        _check(0 < self.cache_ratio < 1, "cache_ratio", self.cache_ratio, "a fraction in (0, 1)")
+        _check(self.idle_cpu > 0, "idle_cpu", self.idle_cpu, "> 0")
+        _check(self.sandbag_factor >= 1, "sandbag_factor", self.sandbag_factor, ">= 1")
+        _check(self.implausible_factor >= 1, "implausible_factor", self.implausible_factor, ">= 1")
+        _check(0 < self.different_db < self.identical_db, "different_db", self.different_db,
+               f"> 0 and below identical_db ({self.identical_db})")
+        _check(self.self_report_tolerance >= 0, "self_report_tolerance", self.self_report_tolerance, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -59,9 +97,11 @@ class QualityConfig:
     psnr_tolerance_db: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("clip_tolerance", "ssim_tolerance", "psnr_tolerance_db"):
+        for name in ("clip_tolerance", "ssim_tolerance"):
             value = getattr(self, name)
-            _check(value is None or value >= 0, name, value, "a number >= 0")
+            _check(isinstance(value, (int, float)) and value >= 0, name, value, "a number >= 0")
+        value = self.psnr_tolerance_db
+        _check(value is None or value >= 0, "psnr_tolerance_db", value, "a number >= 0, or None (no PSNR check)")
 
 
 @dataclass(frozen=True)
@@ -81,6 +121,7 @@ class GradeConfig:
     script_timeout: float = 1800.0
     timing: TimingConfig = field(default_factory=TimingConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
     executor: str = "local"
     ray_address: str | None = None
     pin_cpus: bool | None = None
@@ -93,6 +134,7 @@ class GradeConfig:
                "ray_address", self.ray_address, "None, or a non-empty address with executor='ray'")
         _check(self.pin_cpus in (None, True, False), "pin_cpus", self.pin_cpus, "None (pin on CUDA only), True or False")
         _check(self.variant_timeout > 0, "variant_timeout", self.variant_timeout, "> 0")
+        _check(self.script_timeout > 0, "script_timeout", self.script_timeout, "> 0")
         for name in ("submission", "tasks", "model_dir"):
             path = getattr(self, name)
             _check(Path(path).is_dir(), name, str(path), "an existing directory")
@@ -119,3 +161,46 @@ class GradeConfig:
             return value
 
         return convert(self)
+
+
+SECTIONS = {"timing": TimingConfig, "quality": QualityConfig, "integrity": IntegrityConfig}
+
+
+def _convert(text: str, kind: str, where: str):
+    value = text.strip()
+    if value.lower() in ("none", "null") and "None" in kind:
+        return None
+    try:
+        if kind.startswith("bool"):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("Path"):
+            return Path(value)
+    except ValueError:
+        pass
+    else:
+        return value
+    _check(False, where, text, f"a value of type {kind}")
+
+
+def with_settings(configs: dict[str, object], settings: list[str] | tuple[str, ...]) -> dict[str, object]:
+    """``SECTION.NAME=VALUE`` assignments (``--set``) applied to the typed configs of ``SECTIONS``.
+
+    Every field of the timing, quality and integrity configs can be set this way; each value
+    is converted to the field's type and checked by the config itself.
+    """
+    out = dict(configs)
+    for item in settings:
+        key, sep, value = item.partition("=")
+        section, _, name = key.strip().partition(".")
+        _check(bool(sep) and section in SECTIONS, "set", item,
+               f"SECTION.NAME=VALUE with SECTION in {', '.join(SECTIONS)}")
+        kinds = {f.name: str(f.type) for f in fields(SECTIONS[section])}
+        _check(name in kinds, "set", item, f"a field of {section}: {', '.join(kinds)}")
+        out[section] = replace(out[section], **{name: _convert(value, kinds[name], f"{section}.{name}")})
+    return out

@@ -20,25 +20,29 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 
 @lru_cache(maxsize=None)
-def _validator(name: str) -> jsonschema.protocols.Validator:
-    path = SCHEMA_DIR / name
-    schema = json.loads(path.read_text(encoding="utf-8"))
+def validator(name: str, definition: str | None = None) -> jsonschema.protocols.Validator:
+    """The checked validator of schema ``name``, or of one of its ``$defs`` (``definition``)."""
+    schema = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+    if definition is not None:
+        schema = {"$schema": schema.get("$schema"), "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def _json_path(error: jsonschema.ValidationError) -> str:
+def json_path(parts) -> str:
+    """``$.tasks[0].flags`` from the parts of a path into a JSON document."""
     path = "$"
-    for part in error.absolute_path:
+    for part in parts:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
 
 
-def errors(name: str, document: Any) -> list[tuple[str, str]]:
-    """All violations of schema ``name`` as ``(json_path, message)``, most specific first."""
-    found = sorted(_validator(name).iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    return [(_json_path(e), e.message) for e in found]
+def errors(name: str, document: Any, definition: str | None = None) -> list[tuple[str, str]]:
+    """All violations of schema ``name`` (or its ``definition``) as ``(json_path, message)``, most specific first."""
+    found = sorted(validator(name, definition).iter_errors(document),
+                   key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return [(json_path(e.absolute_path), e.message) for e in found]
 
 
 def validate(name: str, document: Any, source: str) -> Any:

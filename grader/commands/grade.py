@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from grader.config import GradeConfig, QualityConfig, TimingConfig
+from grader.config import GradeConfig, IntegrityConfig, QualityConfig, TimingConfig, with_settings
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +46,10 @@ def register(sub) -> None:
     grade.add_argument("--clip-tolerance", type=float, default=QualityConfig.clip_tolerance)
     grade.add_argument("--ssim-tolerance", type=float, default=QualityConfig.ssim_tolerance)
     grade.add_argument("--psnr-tolerance", type=float, default=None)
+    grade.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.NAME=VALUE",
+                       help="set any field of the timing, quality or integrity config, e.g. "
+                            "integrity.cache_ratio=0.5 or timing.idle_window_seconds=2 (repeatable); "
+                            "the report lists every threshold used")
     grade.set_defaults(func=run_grade)
 
     validate = sub.add_parser("validate", help="pre-flight: check a submission's files and metrics without running them")
@@ -85,24 +89,26 @@ def config_from_args(args) -> GradeConfig:
     )
     quality = QualityConfig(clip_model=args.clip_model, clip_tolerance=args.clip_tolerance,
                             ssim_tolerance=args.ssim_tolerance, psnr_tolerance_db=args.psnr_tolerance)
+    tuned = with_settings({"timing": timing, "quality": quality, "integrity": IntegrityConfig()}, args.settings)
     return GradeConfig(
         submission=args.submission, tasks=args.tasks, model_dir=args.model_dir, out=args.out,
         sandbox=choose_sandbox(args.sandbox, args.device), device=args.device,
         gpus=tuple(g for g in args.gpus.split(",") if g), only=frozenset(i for i in args.only.split(",") if i),
         run_id=args.run_id, prompts_file=args.prompts, seed=args.seed, variant_timeout=args.variant_timeout,
-        script_timeout=args.variant_timeout, timing=timing, quality=quality,
+        script_timeout=args.variant_timeout, timing=tuned["timing"], quality=tuned["quality"],
+        integrity=tuned["integrity"],
         executor=args.executor, ray_address=args.ray_address, pin_cpus=args.pin_cpus,
     )
 
 
 def run_grade(args) -> int:
-    from grader.pipeline import run as runner
-    from grader.reports import document as report
+    from grader.pipeline.run import grade
+    from grader.reports.console import table
 
     cfg = config_from_args(args)
-    doc = runner.grade(cfg)
+    doc = grade(cfg)
     print()
-    print(report.table(doc))
+    print(table(doc))
     out = Path(cfg.out)
     print(f"\nreports: {out / 'report.json'}, report.md, report.html, junit.xml (in {out})")
     return 0

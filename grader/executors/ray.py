@@ -1,26 +1,26 @@
-"""Where tasks run: on this host's GPUs (``local``) or on a Ray cluster (``ray``).
+"""The Ray executor: each task's grading in a Ray task that asks for one GPU (``--executor ray``).
 
-An executor only decides *where* a task runs. Every line of task logic is shared:
-the runner's per-task function (``run_one`` in :func:`grader.pipeline.run._grade_locked`:
-clear the old result, tell the reporter, grade, write ``result.json`` atomically)
-runs on the driver for both executors. With ``ray``, its one call to
-:func:`grader.pipeline.run.grade_task` is sent to a Ray task that asks for one GPU and runs
-the same ``grade_task`` on whichever node Ray picks (see docs/ray.md).
+An executor only decides *where* a task runs. Every line of task logic is shared: the
+pipeline's per-task function (clear the old result, tell the reporter, grade, write
+``result.json`` atomically) runs on the driver for both executors. With ``ray``, its one
+call to the grading function it was given (the pipeline's ``grade_task``) is sent to a Ray
+task that runs the same function on whichever node Ray picks (see docs/ray.md).
 
 What travels (nothing relies on a shared filesystem for inputs or results):
 
 - to the node: the task entry, the config, the run's schedule (same run seed and
-  prompt pool), and the bytes of the task's submission files and GT file (a few kB).
-  Model folders are *not* shipped: ``--model-dir`` (and ``--clip-model``) must exist
-  at the same path on every node.
+  prompt pool), the bytes of the task's submission files and GT file (a few kB), and the
+  grading function (by reference: every node has the grader installed). Model folders are
+  *not* shipped: ``--model-dir`` (and ``--clip-model``) must exist at the same path on
+  every node.
 - back to the driver: the task's result and a tar of the regular files of its
   node-local task folder but the variants' ``work/`` scratch (that is, the kept
-  quality images, a few MB, and the copied module files), unpacked into the run folder before the
-  runner writes ``result.json``, so ``report``, ``rescore`` and resume see exactly
-  what a local run leaves.
+  quality images, a few MB, and the copied module files), unpacked into the run folder
+  before the pipeline writes ``result.json``, so ``report``, ``rescore`` and resume see
+  exactly what a local run leaves.
 
 Failures: a Ray task is retried once (``max_retries=1``) when its worker process or
-node dies, never on an exception (``retry_exceptions=False``; ``grade_task`` turns
+node dies, never on an exception (``retry_exceptions=False``; the grading function turns
 those into statuses anyway). A retried task that succeeds carries the flag
 ``ray_retried`` with the nodes in its evidence; a task whose two attempts both die
 ends as ``error`` with the flag ``ray_task_failed``, and the other tasks go on.
@@ -41,26 +41,27 @@ from pathlib import Path
 from typing import Callable
 
 from grader.errors import GraderError
+from grader.executors.context import GradeTask, TaskContext
+from grader.scores.result import TaskResult
+from grader.taskset import submission
+from grader.taskset.prompts import Schedule
 
-EXECUTORS = ("local", "ray")
 RAY_RETRIES = 1
-# Roles of a task's files as named by grader.record.resume.task_files.
-_SUBMISSION_ROLES = {"baseline": "baseline_name", "experiment": "experiment_name", "metrics": "metrics_name"}
 
 
 # --------------------------------------------------------------------------- driver side
 
 
-def run_on_ray(ctx, items: list[tuple], work: Callable) -> None:
+def run_on_ray(address: str | None, items: list[tuple], work: Callable, grade_task: GradeTask) -> None:
     """Run ``work(*item, None)`` for every item, its grading done by Ray tasks.
 
-    ``work`` is the runner's per-task function; it runs with ``grade=`` a
-    :class:`RayGrader` in a driver thread per task in flight (as many as the cluster
-    has GPUs), so reporting and result writing stay on the driver.
+    ``work`` is the pipeline's per-task function; it runs with ``grade=`` a
+    :class:`RayGrader` wrapping ``grade_task``, in a driver thread per task in flight (as
+    many as the cluster has GPUs), so reporting and result writing stay on the driver.
     """
     if not items:
         return
-    grader = RayGrader(ctx.config.ray_address)
+    grader = RayGrader(address, grade_task)
     remote_work = functools.partial(work, grade=grader)
     width = max(1, min(len(items), grader.gpu_slots()))
     with ThreadPoolExecutor(max_workers=width, thread_name_prefix="ray-task") as pool:
@@ -82,13 +83,13 @@ def connect(address: str | None) -> None:
 class RayGrader:
     """``grade_task(task, ctx, gpu)`` done by a Ray task; writes the task's files on the driver."""
 
-    def __init__(self, address: str | None):
+    def __init__(self, address: str | None, grade_task: GradeTask):
         try:
             import ray
         except ImportError as exc:
             raise GraderError("--executor ray needs Ray: pip install 'sd-speedup-grader[ray]'") from exc
         connect(address)
-        self.ray = ray
+        self.ray, self.grade_task = ray, grade_task
         if ray.cluster_resources().get("GPU", 0) < 1:
             raise GraderError("--executor ray: the Ray cluster declares no GPUs; start its nodes with "
                               "`ray start ... --num-gpus N` (docs/ray.md)")
@@ -102,19 +103,15 @@ class RayGrader:
     def gpu_slots(self) -> int:
         return int(self.ray.cluster_resources().get("GPU", 1))
 
-    def __call__(self, task, ctx, gpu=None) -> dict:
-        from grader.pipeline import run as runner
-        from grader.record import resume
-        from grader.taskset import submission
-
+    def __call__(self, task, ctx: TaskContext, gpu=None) -> TaskResult:
         cfg = ctx.config
         if not submission.find(cfg.submission, task).complete:
-            return runner.grade_task(task, ctx, gpu=gpu)  # only file checks: same message as a local run
+            return self.grade_task(task, ctx, gpu=gpu)  # only file checks: same message as a local run
         files = {role: (path.relative_to(Path(cfg.submission).resolve()).as_posix() if role != "gt" else path.name,
                         path.read_bytes())
-                 for role, path in resume.task_files(cfg.submission, task).items()}
+                 for role, path in submission.task_files(cfg.submission, task).items()}
         schedule = (tuple(ctx.schedule.pool), ctx.schedule.run_seed, ctx.schedule.batch_size, ctx.schedule.max_images)
-        ref = self.remote.remote(task, cfg, schedule, files, self.attempts)
+        ref = self.remote.remote(task, cfg, schedule, files, self.attempts, self.grade_task)
         try:
             reply = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
@@ -122,33 +119,30 @@ class RayGrader:
             return self._failed(task, exc, nodes)
         task_dir = Path(ctx.run_dir) / "tasks" / task.prompt_id
         _unpack(reply["files"], task_dir)
-        result = _relocate(reply["result"], reply["paths"], {
+        result = TaskResult.from_dict(_relocate(reply["result"], reply["paths"], {
             "submission": str(Path(cfg.submission).resolve()), "gt": str(Path(task.gt_path).parent),
-            "run": str(Path(ctx.run_dir))})
+            "run": str(Path(ctx.run_dir))}))
         attempt, nodes = reply["attempt"], reply["nodes"]
-        result["ray"] = {"node": nodes[-1], "attempts": attempt, "nodes": nodes}
+        result.ray = {"node": nodes[-1], "attempts": attempt, "nodes": nodes}
         if attempt > 1:
             note = (f"the Ray worker died on node {nodes[0][:12]} (attempt 1 of {RAY_RETRIES + 1}); "
                     f"retried on node {nodes[-1][:12]}" + (" (the same node)" if nodes[0] == nodes[-1] else ""))
-            result["flags"] = sorted(set(result["flags"]) | {"ray_retried"})
-            result["evidence"] = {**result.get("evidence", {}), "ray_retried": note}
-            ctx.progress(f"task {task.prompt_id}: {note}")
+            result.add_flags(["ray_retried"], {"ray_retried": note})
+            ctx.note(f"task {task.prompt_id}: {note}")
         return result
 
     @staticmethod
-    def _failed(task, exc: BaseException, nodes: list[str]) -> dict:
-        from grader.pipeline.run import crashed_result
-
+    def _failed(task, exc: BaseException, nodes: list[str]) -> TaskResult:
         try:
             raise exc
-        except BaseException as caught:  # noqa: BLE001 - crashed_result reads the traceback being handled
-            result = crashed_result(task, caught)
+        except BaseException as caught:  # noqa: BLE001 - crashed() reads the traceback being handled
+            result = TaskResult.crashed(task, caught)
         where = ", ".join(n[:12] for n in nodes) or "no node (it never started)"
-        result["message"] = (f"Ray task failed after {len(nodes)} attempt(s) on node(s) {where}: "
-                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:2000]
-        result["flags"] = sorted({"ray_task_failed", *(["ray_retried"] if len(nodes) > 1 else [])})
-        result["evidence"] = {"ray_task_failed": result["message"]}
-        result["ray"] = {"node": nodes[-1] if nodes else None, "attempts": len(nodes), "nodes": nodes}
+        result.message = (f"Ray task failed after {len(nodes)} attempt(s) on node(s) {where}: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")[:2000]
+        result.flags = sorted({"ray_task_failed", *(["ray_retried"] if len(nodes) > 1 else [])})
+        result.evidence = {"ray_task_failed": result.message}
+        result.ray = {"node": nodes[-1] if nodes else None, "attempts": len(nodes), "nodes": nodes}
         return result
 
 
@@ -190,7 +184,7 @@ def _relocate(result: dict, node_paths: dict[str, str], driver_paths: dict[str, 
 
 def _node_gpus(node: str, gpu: str | None) -> tuple[str, ...]:
     """The GPU slots of this node: tasks run there concurrently, one per GPU, so each gets
-    its own share of the node's cores and threads (grader/placement.py)."""
+    its own share of the node's cores and threads (grader/runs/placement.py)."""
     import ray
 
     count = next((int(n.get("Resources", {}).get("GPU", 0)) for n in ray.nodes() if n.get("NodeID") == node), 0)
@@ -202,12 +196,10 @@ def _node_gpus(node: str, gpu: str | None) -> tuple[str, ...]:
     return slots
 
 
-def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes]], attempts) -> dict:
+def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes]], attempts,
+                   grade_task: GradeTask) -> dict:
     """The body of a Ray task: grade one task in a node-local scratch run folder."""
     import ray
-
-    from grader.pipeline.run import TaskContext, crashed_result, grade_task
-    from grader.taskset.prompts import Schedule
 
     node = ray.get_runtime_context().get_node_id()
     nodes = ray.get(attempts.begin.remote(task.prompt_id, node))
@@ -226,12 +218,12 @@ def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes
             local_cfg = dataclasses.replace(cfg, submission=Path(paths["submission"]), tasks=scratch / "tasks",
                                             out=Path(paths["run"]), executor="local", ray_address=None,
                                             gpus=_node_gpus(node, gpu))
-            ctx = TaskContext(local_cfg, Schedule(*schedule), Path(paths["run"]), progress=lambda line: None)
+            ctx = TaskContext(local_cfg, Schedule(*schedule), Path(paths["run"]))
             result = grade_task(local_task, ctx, gpu=gpu)
         except Exception as exc:  # noqa: BLE001 - e.g. the model folder is not on this node
-            result = crashed_result(task, exc)
-            result["message"] += f" (on Ray node {node[:12]})"
-        result = json.loads(json.dumps(result))  # plain data only
+            result = TaskResult.crashed(task, exc)
+            result.message += f" (on Ray node {node[:12]})"
+        document = json.loads(json.dumps(result.to_dict()))  # plain data only
         blob = io.BytesIO()
         task_dir = Path(paths["run"]) / "tasks" / task.prompt_id
         with tarfile.open(fileobj=blob, mode="w:") as tar:
@@ -239,6 +231,6 @@ def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes
                 rel = path.relative_to(task_dir)
                 if path.is_file() and not path.is_symlink() and rel.parts[1:2] != ("work",):
                     tar.add(path, arcname=rel.as_posix(), recursive=False)
-        return {"result": result, "files": blob.getvalue(), "paths": paths, "attempt": len(nodes), "nodes": nodes}
+        return {"result": document, "files": blob.getvalue(), "paths": paths, "attempt": len(nodes), "nodes": nodes}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

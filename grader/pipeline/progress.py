@@ -6,10 +6,10 @@ structured log of every event.
 - ``RUN_DIR/log.jsonl``: every event as one JSON object a line (structlog), appended
   across resumed attempts.
 
-Variant and phase come from two observations that need nothing from the supervisor:
-the schedule the supervisor asks for its batches (:class:`ObservedSchedule`, which
-tells warm-up and timed batches and, from the caller, which variant asked) and the
-variant folders that appear in the task folder (a worker being started and loaded).
+Variant and phase are told explicitly: the pipeline hands each task's runs the callback
+``Reporter.phases(task_id)``, which the supervisor calls as ``on_phase(variant, phase,
+detail)`` when a variant starts loading, warms up, runs a timed batch or a probe; the
+pipeline tells when scoring begins.
 """
 
 from __future__ import annotations
@@ -24,10 +24,7 @@ from typing import Callable
 
 import structlog
 
-from grader.taskset.prompts import Schedule
-
 LOG_FILE = "log.jsonl"
-VARIANTS = ("baseline", "experiment", "gt")
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -127,7 +124,6 @@ class Reporter:
         self.workers = 1
         self.graded_seconds: list[float] = []
         self.tasks: dict[str, _TaskState] = {}
-        self._thread_task: dict[int, str] = {}
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -164,10 +160,8 @@ class Reporter:
         self._refresh()
 
     def task_started(self, task_id: str, task_dir: Path, why: str = "") -> None:
-        """Called in the thread that grades the task: its phases are told from that thread."""
         with self._lock:
             self.tasks[task_id] = _TaskState(task_dir, time.monotonic())
-            self._thread_task[threading.get_ident()] = task_id
             index = self.n_done + len(self.tasks)
         self.log("info", "task_started", task=task_id, index=index, of=self.n_tasks, **({"why": why} if why else {}))
         self._refresh()
@@ -177,8 +171,6 @@ class Reporter:
             self.n_done += 1
             self.graded_seconds.append(seconds)
             self.tasks.pop(task_id, None)
-            for ident in [i for i, t in self._thread_task.items() if t == task_id]:
-                del self._thread_task[ident]
         level = "info" if status == "ok" else "warning"
         fields = {"task": task_id, "status": status, "seconds": round(seconds, 2)}
         if flags:
@@ -206,15 +198,16 @@ class Reporter:
             self._json_sink.close()
 
     # -- phases
-    def phase(self, variant: str, phase: str, detail: str = "", task: str | None = None) -> None:
-        """A variant of a running task entered ``phase`` (loading, warm-up, timed, probes, scoring).
+    def phases(self, task_id: str) -> Callable[[str, str, str], None]:
+        """The ``on_phase(variant, phase, detail)`` callback of one task's runs."""
+        def on_phase(variant: str, phase: str, detail: str = "") -> None:
+            self.phase(task_id, variant, phase, detail)
 
-        ``task`` defaults to the task graded by the calling thread.
-        """
+        return on_phase
+
+    def phase(self, task: str, variant: str, phase: str, detail: str = "") -> None:
+        """A variant of a running task entered ``phase`` (loading, warm-up, timed, probes, scoring)."""
         with self._lock:
-            task = task or self._thread_task.get(threading.get_ident())
-            if task is None and len(self.tasks) == 1:
-                task = next(iter(self.tasks))
             state = self.tasks.get(task)
             if state is None:
                 return
@@ -247,12 +240,6 @@ class Reporter:
 
     def _poll(self) -> None:
         while not self._stop.wait(0.5):
-            with self._lock:
-                running = [(task, state.dir, dict(state.phases)) for task, state in self.tasks.items()]
-            for task, task_dir, seen in running:
-                for variant in VARIANTS + ("script",):
-                    if variant not in seen and (task_dir / variant).is_dir():
-                        self.phase(variant, "script" if variant == "script" else "loading", task=task)
             self._refresh()
 
     def _refresh(self) -> None:
@@ -318,57 +305,3 @@ class _RichDisplay:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
-
-
-class ObservedSchedule(Schedule):
-    """The run's schedule, unchanged, that tells the reporter which batches are asked for.
-
-    The variant is the ``VariantWorker`` that asks (found on the caller's frame); a
-    timed batch asked for outside a worker is the quality scoring reading prompts.
-    """
-
-    def __init__(self, pool, run_seed, batch_size, max_images=None, reporter: Reporter | None = None, warmups: int = 0):
-        super().__init__(pool, run_seed, batch_size, max_images)
-        self.reporter = reporter
-        self.warmups = warmups
-
-    def timed(self, index: int):
-        batch = super().timed(index)
-        self._tell("timed", index)
-        return batch
-
-    def warmup(self, index: int):
-        batch = super().warmup(index)
-        self._tell("warm-up", index)
-        return batch
-
-    def _tell(self, kind: str, index: int) -> None:
-        if self.reporter is None:
-            return
-        try:
-            variant, function = _calling_variant()
-            if variant is not None and "probe" in function:
-                self.reporter.phase(variant, "probes")
-                return
-            if variant is None:
-                if kind == "timed":
-                    self.reporter.phase("", "scoring")
-                return
-            detail = f"{index + 1}/{self.warmups}" if kind == "warm-up" else f"batch {index + 1}"
-            self.reporter.phase(variant, kind, detail)
-        except Exception:  # noqa: BLE001 - progress must never disturb grading
-            pass
-
-
-def _calling_variant() -> tuple[str | None, str]:
-    """The variant whose worker asked for a batch, and the asking function's name."""
-    frame = sys._getframe(3)
-    for _ in range(4):
-        if frame is None:
-            break
-        owner = frame.f_locals.get("self")
-        name = getattr(getattr(owner, "spec", None), "name", None)
-        if isinstance(name, str):
-            return name, frame.f_code.co_name
-        frame = frame.f_back
-    return None, ""

@@ -22,23 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.evidence.flags import flag_evidence
+
 VARIANTS = ("baseline", "experiment", "gt")
 STATUS_COLORS = {"ok": "#2e7d32", "quality_failed": "#ef6c00", "missing": "#757575", "invalid_metrics": "#8d6e63",
                  "error": "#c62828", "timeout": "#6a1b9a", "oom": "#ad1457", "tampered": "#000000"}
 MAX_ROWS = 8        # image rows (prompt, seed) per task
 THUMB = 256         # longest side of an embedded image, in pixels
-
-_FLAG_TEXT = {
-    "self_reported": "script mode: the experiment has no load_pipeline, so its numbers are the script's own "
-                     "and stay out of the measured aggregates",
-    "output_truncated": "the worker wrote more output than the grader keeps; the tail was cut",
-    "unclean_exit": "the worker did not answer the stop request cleanly",
-    "quality_incomparable": "the variants' images could not be compared",
-    "invalid_manifest_entry": "the manifest entry failed validation",
-    "no_model": "no diffusers folder for this task's model under --model-dir",
-    "grader_error": "the grader itself failed on this task (a grader bug, not the submission's fault)",
-}
-
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -50,54 +40,6 @@ def esc(value: object) -> str:
 
 def _num(value, spec: str = ".3f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
-
-
-# --------------------------------------------------------------------------- flags
-
-
-def split_flag(flag: str, variants: dict) -> tuple[str, str]:
-    """``(variant, flag)`` of a task flag: the runner prefixes a baseline's or GT's own flags
-    with the variant's name (``baseline_timer_mismatch``)."""
-    for name in ("baseline", "gt"):
-        if flag.startswith(name + "_") and name in variants:
-            return name, flag[len(name) + 1:]
-    return "experiment", flag
-
-
-def flag_evidence(task: dict, flag: str) -> str:
-    """What in the task's result backs ``flag`` (one line, for the HTML page and junit.xml)."""
-    variants = task.get("variants") or {}
-    variant, base = split_flag(flag, variants)
-    v = variants.get(variant) or {}
-    recorded = (v.get("evidence") or {}).get(base) or (v.get("evidence") or {}).get(flag)
-    if recorded:
-        return f"{variant}: {recorded}"
-    recorded = (task.get("evidence") or {}).get(flag)           # task-level checks (integrity, static)
-    if recorded:
-        return str(recorded)
-    if base == "self_report_mismatch":
-        from grader.scores import aggregate as scoring
-
-        return (f"self-reported speedup {_num(task.get('self_reported_speedup'), '.2f', 'x')} vs measured "
-                f"{_num(task.get('speedup'), '.2f', 'x')}: {_num(task.get('self_report_discrepancy'), '.0%')} apart "
-                f"(tolerance {scoring.SELF_REPORT_TOLERANCE:.0%})")
-    if base == "timer_mismatch":
-        batches = [b for b in v.get("batches") or [] if b.get("seconds")]
-        if batches:
-            worst = max(batches, key=lambda b: abs(b["worker_seconds"] / b["seconds"] - 1))
-            return (f"{variant}: the worker's own clock disagrees with the supervisor's; worst timed batch "
-                    f"{worst['index']}: worker {worst['worker_seconds']:.4f}s vs supervisor {worst['seconds']:.4f}s")
-    if base in ("gt_failed", "baseline_failed"):
-        failed = variants.get(base.split("_")[0]) or {}
-        return f"{failed.get('status', '?')}: {failed.get('message') or task.get('message') or ''}".strip()
-    if base in _FLAG_TEXT:
-        detail = task.get("message") if base in ("quality_incomparable", "invalid_manifest_entry", "no_model",
-                                                  "grader_error") else ""
-        return _FLAG_TEXT[base] + (f": {detail}" if detail else "")
-    if base == "protocol_violation" or v.get("status") not in (None, "ok"):
-        if v.get("message"):
-            return f"{variant}: {v['message']}"
-    return f"{variant}: {v['message']}" if v.get("message") else (task.get("message") or "no further evidence recorded")
 
 
 # --------------------------------------------------------------------------- images and charts

@@ -14,10 +14,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from grader.reports.html import flag_evidence
+from grader.evidence.flags import GRADER_SIDE_FLAGS, flag_evidence
 
-# Flags that say the grader, the benchmark or the machine failed, not the submission.
-GRADER_SIDE_FLAGS = frozenset({"grader_error", "gt_failed", "no_model", "invalid_manifest_entry"})
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 

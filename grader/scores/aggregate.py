@@ -13,13 +13,6 @@ from typing import Iterable
 STATUSES = ("ok", "quality_failed", "missing", "invalid_metrics", "error", "timeout", "oom", "tampered")
 FAST_P = (1.0, 1.5, 2.0)
 DIFFICULTIES = ("easy", "medium", "hard")
-SELF_REPORT_TOLERANCE = 0.25
-# Flags that are evidence of gaming rather than of a weak optimization: they turn an
-# otherwise passing task into ``tampered``. Every other flag is advisory.
-TAMPER_FLAGS = frozenset({
-    "timer_mismatch", "protocol_violation", "cross_call_cache", "ignores_seed", "ignores_prompt",
-    "recycled_images", "background_work",
-})
 
 
 def discrepancy(reported: float | None, measured: float | None) -> float | None:

@@ -9,7 +9,6 @@ quality as the known-good reference loses, plus a stated tolerance.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -20,29 +19,11 @@ import torch
 
 from grader.config import QualityConfig
 from grader.errors import ConfigError
-
-PSNR_CAP = 100.0
-
-
-def load_images(folder: Path, labels: list[str]) -> list[np.ndarray]:
-    images = []
-    for label in labels:
-        for path in sorted((folder / label).glob("*.npy")):
-            images.append(np.load(path, allow_pickle=False))
-    return images
+from grader.images import psnr
 
 
 def _tensor(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
-
-
-def psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    """Mean per-image PSNR in dB (identical images count as PSNR_CAP)."""
-    values = []
-    for x, y in zip(a, b, strict=True):
-        mse = float(np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2))
-        values.append(PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * math.log10(255.0**2 / mse)))
-    return float(np.mean(values))
 
 
 def ssim(a: list[np.ndarray], b: list[np.ndarray]) -> float:

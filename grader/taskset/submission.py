@@ -72,3 +72,9 @@ def is_module(path: Path) -> bool:
         if isinstance(node, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == "load_pipeline" for a in node.names):
             return True
     return False
+
+
+def task_files(submission_dir: Path, task: TaskEntry) -> dict[str, Path | None]:
+    """Every file a task's result depends on, by role (baseline, experiment, metrics, gt)."""
+    found = find(Path(submission_dir), task)
+    return {"baseline": found.baseline, "experiment": found.experiment, "metrics": found.metrics, "gt": task.gt_path}

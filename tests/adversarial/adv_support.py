@@ -25,7 +25,7 @@ from support import prompt_file, small_timing, task_set, write
 
 from grader.config import GradeConfig, QualityConfig
 from grader.pipeline.run import grade
-from grader.scores import aggregate as scoring
+from grader.evidence.flags import TAMPER_FLAGS
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 
@@ -34,9 +34,9 @@ SANDBOXES = [
     pytest.param("docker", id="docker", marks=[pytest.mark.docker, pytest.mark.slow]),
 ]
 
-# What the runtime integrity checks can say (grader/integrity.py, the supervisor's flags); an
-# honest submission must get none of them, nor a static_* flag from grader/static_check.py.
-RUNTIME_INTEGRITY_FLAGS = scoring.TAMPER_FLAGS | {
+# What the runtime integrity checks can say (grader/evidence/, the supervisor's flags); an
+# honest submission must get none of them, nor a static_* flag from grader/evidence/static_check.py.
+RUNTIME_INTEGRITY_FLAGS = TAMPER_FLAGS | {
     "nondeterministic", "baseline_sandbagged", "implausible_speedup", "load_cap_exceeded",
     "bad_image", "wrong_image_count", "wrong_image_size",
 }

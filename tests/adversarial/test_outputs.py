@@ -58,12 +58,14 @@ def test_seeds_and_prompts_are_honoured_by_the_honest_gt(graded):
     """The probes' reference: same seed twice gives the same images, a new seed gives other
     images, and timed images sharing a seed but not a prompt differ (what the checks on the
     experiment are calibrated against)."""
-    from grader.evidence.integrity import DIFFERENT_DB, IDENTICAL_DB
+    from grader.config import IntegrityConfig
+
+    cfg = IntegrityConfig()
 
     _, results = graded
     gt = results["ignore_prompt"]["variants"]["gt"]["probes"]
-    assert gt["repeat_psnr"] >= IDENTICAL_DB
-    assert gt["new_seed_psnr"] < DIFFERENT_DB
+    assert gt["repeat_psnr"] >= cfg.identical_db
+    assert gt["new_seed_psnr"] < cfg.different_db
     assert gt["same_seed_pairs"] > 0 and gt["same_seed_identical"] == 0
 
 

@@ -19,8 +19,9 @@ import pytest
 
 from grader import __version__
 from grader.config import GradeConfig, QualityConfig
-from grader.reports import document as report
-from grader.scores.statistics import BatchTime, summarize
+from grader.reports import outputs
+from grader.reports.document import build
+from grader.runs.timing import BatchTime, summarize
 
 NASTY = 'a "quoted" </script><script>window.pwned=1</script> & <b>bold</b> \x01\x1b prompt'
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -103,9 +104,9 @@ def synthetic_run(tmp_path: Path) -> tuple[Path, dict]:
     environment = {"git_commit": None, "libraries": {"python": "3"}, "machine": {"device": "cpu", "gpu": None},
                    "image": None}
     now = time.time()
-    doc = report.build(cfg, tasks, run_seed=11, started=now - 60, finished=now, version=__version__,
+    doc = build(cfg.as_dict(), tasks, run_seed=11, started=now - 60, finished=now, version=__version__,
                        environment=environment)
-    report.write(run_dir, doc)
+    outputs.write(run_dir, doc)
     return run_dir, doc
 
 
@@ -167,7 +168,7 @@ def test_a_failing_rendering_leaves_the_other_reports(run, monkeypatch, capsys):
     from grader.reports import html as html_report
 
     monkeypatch.setattr(html_report, "render", lambda *_: 1 / 0)
-    report.write(run_dir, doc)
+    outputs.write(run_dir, doc)
     assert "could not be rendered" in (run_dir / "report.html").read_text()
     assert json.loads((run_dir / "report.json").read_text())["run_id"] == doc["run_id"]
     assert "report.html could not be rendered" in capsys.readouterr().err

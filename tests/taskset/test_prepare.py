@@ -1,4 +1,4 @@
-"""Tests for ``grader prepare`` (grader/prepare.py, grader/commands/prepare.py)."""
+"""Tests for ``grader prepare`` (grader/taskset/prepare*.py, grader/commands/prepare.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import cli
+from grader import cli, files
 from grader.errors import ConfigError, SchemaViolation
 from grader.taskset import prepare as lib
 from grader.taskset.manifest import MANIFEST_RELPATH, MAPPING_RELPATH, TaskSet
@@ -294,17 +294,34 @@ def test_outputs_are_readable_and_no_temp_files_remain(tmp_path):
 
 
 def test_atomic_write_cleans_up_on_failure(tmp_path, monkeypatch):
+    """prepare writes through grader.files.atomic_write: a failed rename keeps the old bytes, leaves no temp file."""
+    assert lib.atomic_write is files.atomic_write  # the writer prepare calls is the shared one
     target = tmp_path / "d" / "f.json"
-    lib.atomic_write(target, b"old\n")
+    files.atomic_write(target, b"old\n")
 
     def boom(a, b):
         raise OSError("disk full")
 
-    monkeypatch.setattr(lib.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
-        lib.atomic_write(target, b"new\n")
+        files.atomic_write(target, b"new\n")
     assert target.read_bytes() == b"old\n"
     assert os.listdir(target.parent) == ["f.json"]
+
+
+def test_failed_write_during_prepare_leaves_no_file(tmp_path, monkeypatch):
+    src = make_source(tmp_path / "src", THREE)
+    out = tmp_path / "tasks"
+
+    def boom(a, b):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(files.os, "replace", boom)
+    with pytest.raises(ConfigError, match="cannot write task set .*disk full"):
+        prepare(cfg(src, out))
+    assert [p for p in out.rglob("*") if not p.is_dir()] == []  # no GT file, no manifest, no temp file
+    monkeypatch.undo()
+    assert prepare(cfg(src, out)).written and len(manifest(out)) == 3
 
 
 # ----------------------------------------------------------------------------- refusal to clobber

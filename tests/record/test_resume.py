@@ -18,10 +18,14 @@ from grader import __version__
 from grader.config import GradeConfig, QualityConfig
 from grader.errors import ConfigError
 from grader.pipeline.run import grade
-from grader.record import resume
+from grader.files import atomic_write_json
+from grader.record.folder import RESULT_FILE, RunLock
+from grader.record.keys import quality_key, task_key
+from grader.record.stored import trusted_result
+from grader.taskset.submission import task_files
 from grader.taskset.manifest import TaskSet
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # Honest but bad: seeded, deterministic images that are simply not the baseline's.
 WRONG_IMAGES = sleepy(0.015).replace("default_rng(g.initial_seed())", "default_rng(g.initial_seed() + 1)")
 
@@ -54,38 +58,38 @@ def _whole_result(key: str = "k") -> dict:
 
 def test_only_a_whole_result_with_the_same_key_is_trusted(tmp_path):
     task_dir = tmp_path / "tasks" / "1"
-    path = task_dir / resume.RESULT_FILE
-    resume.atomic_write_json(path, _whole_result())
-    assert resume.trusted_result(task_dir, "k")[0] is not None
-    assert resume.trusted_result(task_dir, "other") == (None, "inputs, options or grader version changed")
+    path = task_dir / RESULT_FILE
+    atomic_write_json(path, _whole_result())
+    assert trusted_result(task_dir, "k")[0] is not None
+    assert trusted_result(task_dir, "other") == (None, "inputs, options or grader version changed")
     text = path.read_text()
     for cut in (1, len(text) // 3, len(text) // 2, len(text) - 3):        # any prefix of a result
         path.write_text(text[:cut])
-        result, why = resume.trusted_result(task_dir, "k")
+        result, why = trusted_result(task_dir, "k")
         assert result is None and "not valid JSON" in why
     broken = _whole_result()
     del broken["variants"]
-    resume.atomic_write_json(path, broken)
-    assert "does not match the report schema" in resume.trusted_result(task_dir, "k")[1]
+    atomic_write_json(path, broken)
+    assert "does not match the report schema" in trusted_result(task_dir, "k")[1]
     unkeyed = _whole_result()
     del unkeyed["resume"]
-    resume.atomic_write_json(path, unkeyed)
-    assert resume.trusted_result(task_dir, "k") == (None, "has no resume key")
+    atomic_write_json(path, unkeyed)
+    assert trusted_result(task_dir, "k") == (None, "has no resume key")
     with_images = _whole_result() | {"status": "ok", "quality_inputs": {"labels": ["b0000"], "prompts": ["p"]}}
-    resume.atomic_write_json(path, with_images)
-    assert resume.trusted_result(task_dir, "k") == (None, "stored images are missing")
+    atomic_write_json(path, with_images)
+    assert trusted_result(task_dir, "k") == (None, "stored images are missing")
 
 
 def test_atomic_write_never_exposes_a_partial_file(tmp_path, monkeypatch):
     path = tmp_path / "result.json"
-    resume.atomic_write_json(path, {"a": 1})
+    atomic_write_json(path, {"a": 1})
 
     def boom(*_):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError):
-        resume.atomic_write_json(path, {"a": 2})
+        atomic_write_json(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
@@ -98,7 +102,7 @@ def test_the_key_follows_files_options_seed_and_version(tmp_path):
     options = cfg.as_dict()
 
     def key(options=options, seed=1, version=__version__, pool="p"):
-        return resume.task_key(options, task, resume.task_files(paths["sub"], task), run_seed=seed, pool=pool,
+        return task_key(options, task, task_files(paths["sub"], task), run_seed=seed, pool=pool,
                                version=version)
 
     base = key()
@@ -109,7 +113,7 @@ def test_the_key_follows_files_options_seed_and_version(tmp_path):
     assert key(options | {"timing": {**options["timing"], "batch_size": 4}}) != base
     write(paths["sub"] / "1_experiment.py", sleepy(0.015) + "\n# changed\n")
     assert key() != base
-    assert resume.quality_key(options, __version__) != resume.quality_key(
+    assert quality_key(options, __version__) != quality_key(
         options | {"quality": {**options["quality"], "ssim_tolerance": 0.9}}, __version__)
 
 
@@ -121,7 +125,7 @@ def test_a_run_folder_belongs_to_one_run_id_and_one_process(tmp_path):
     other = GradeConfig(**{**cfg.__dict__, "run_id": "second"})
     with pytest.raises(ConfigError, match="holds run 'first'"):
         grade(other, progress=lambda _: None)
-    with resume.RunLock(tmp_path / "run"):
+    with RunLock(tmp_path / "run"):
         with pytest.raises(ConfigError, match="in use by another grader process"):
             grade(cfg, progress=lambda _: None)
 
@@ -300,100 +304,3 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_report(tmp_path):
         assert (run_dir / name).is_file()
 
 
-# --------------------------------------------------------------------------- progress and the JSON log
-
-
-def test_progress_reports_task_variant_phase_and_logs_json(tmp_path):
-    import io
-    from types import SimpleNamespace
-
-    from grader.pipeline.progress import ObservedSchedule, Reporter
-
-    pool = tuple(f"prompt {i}" for i in range(20))
-    for console in ("plain", "rich"):
-        run_dir = tmp_path / console
-        stream = io.StringIO()
-        reporter = Reporter(run_dir, console, stream=stream)
-        schedule = ObservedSchedule(pool, 3, 2, reporter=reporter, warmups=1)
-
-        class Worker:                       # stands where the supervisor's VariantWorker asks for batches
-            spec = SimpleNamespace(name="baseline")
-
-            def _start(self):
-                return schedule.warmup(0)
-
-            def step(self):
-                return schedule.timed(0)
-
-        reporter.run_started(run_id="r", run_dir=run_dir, n_tasks=2, reused=1)
-        reporter.task_reused("1", "ok")
-        task_dir = run_dir / "tasks" / "2"
-        (task_dir / "gt").mkdir(parents=True)
-        reporter.task_started("2", task_dir)
-        assert Worker()._start() == schedule.warmup(0) and Worker().step().prompts == schedule.timed(0).prompts
-        assert schedule.timed(0).prompts                               # asked outside a worker: scoring
-        deadline = time.monotonic() + 10
-        while reporter.variant_phase.get("gt") != "loading" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        reporter.task_finished("2", "quality_failed", "quality gate failed: ssim_drop", 3.0, ["x"])
-        reporter.run_finished({"n_tasks": 2, "n_passing": 1, "geomean_speedup": 2.0}, ["report.json"])
-        reporter.close()
-        out = stream.getvalue()
-        for needle in ("task_reused", "task=2", "variant=baseline", "phase=warm-up", "phase=timed", "phase=scoring",
-                       "variant=gt", "phase=loading", "status=quality_failed", "run_finished"):
-            assert needle in out, (console, needle)
-        events = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-        assert {"run_started", "task_reused", "task_started", "phase", "task_finished", "run_finished"} <= {
-            e["event"] for e in events}
-        assert all("timestamp" in e and "level" in e for e in events)
-        assert reporter.eta() == 0.0
-
-
-def test_the_json_log_closes_a_line_a_kill_cut(tmp_path):
-    from grader.pipeline.progress import Reporter
-
-    (tmp_path / "log.jsonl").write_text('{"event": "run_started"}\n{"event": "pha')
-    reporter = Reporter(tmp_path, lambda _: None)
-    reporter("hello")
-    reporter.close()
-    lines = (tmp_path / "log.jsonl").read_text().splitlines()
-    assert lines[1] == '{"event": "pha' and json.loads(lines[2])["text"] == "hello"
-
-
-def test_progress_attributes_phases_of_concurrent_tasks_to_their_threads(tmp_path):
-    import threading
-    from types import SimpleNamespace
-
-    from grader.pipeline.progress import ObservedSchedule, Reporter
-
-    lines: list[str] = []
-    reporter = Reporter(tmp_path, lines.append)
-    schedule = ObservedSchedule(tuple(f"prompt {i}" for i in range(20)), 3, 2, reporter=reporter, warmups=1)
-    reporter.run_started(run_id="r", run_dir=tmp_path, n_tasks=2, reused=0, workers=2)
-    both_started = threading.Barrier(2)
-
-    def grade_one(task_id: str, variant: str) -> None:
-        reporter.task_started(task_id, tmp_path / "tasks" / task_id)
-        both_started.wait()
-
-        class Worker:
-            spec = SimpleNamespace(name=variant)
-
-            def step(self):
-                return schedule.timed(0)
-
-        Worker().step()
-        both_started.wait()
-        reporter.task_finished(task_id, "ok", "", 2.0, [])
-
-    threads = [threading.Thread(target=grade_one, args=(t, v)) for t, v in (("7", "gt"), ("8", "experiment"))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    reporter.close()
-    phases = [line for line in lines if "phase=timed" in line]
-    assert any("task=7" in line and "variant=gt" in line for line in phases)
-    assert any("task=8" in line and "variant=experiment" in line for line in phases)
-    assert not any("task=7" in line and "variant=experiment" in line for line in phases)
-    assert reporter.eta() == 0.0 and reporter.n_done == 2

@@ -17,8 +17,9 @@ from support import (
     write,
 )
 
-from grader.runs.supervisor import VariantSpec, run_variant, run_variants
-from grader.scores.statistics import paired_speedup, speedup
+from grader.runs.interleave import run_variant, run_variants
+from grader.runs.variant import VariantSpec
+from grader.scores.speedup import paired_speedup, speedup
 from grader.taskset.prompts import Schedule, load_pool
 
 POOL = tuple(f"a small watercolor of object number {i}" for i in range(64))
@@ -159,8 +160,8 @@ def test_schedule_is_deterministic_and_fresh_per_batch():
 
 
 def test_timer_cross_check_needs_most_batches_short_but_one_impossible_batch_is_enough():
-    from grader.runs.supervisor import timer_disagreement
-    from grader.scores.statistics import BatchTime
+    from grader.evidence.runtime import timer_disagreement
+    from grader.runs.timing import BatchTime
 
     honest = [BatchTime(i, 2, 1.00, 0.97) for i in range(6)]
     assert timer_disagreement(honest, 0.25) is None

@@ -15,7 +15,7 @@ from grader.commands.report import parse_tolerances, render_run, rescore_run
 from grader.config import GradeConfig, QualityConfig
 from grader.errors import ConfigError
 from grader.pipeline.run import grade
-from grader.record import resume
+from grader.files import atomic_write_json
 
 # Close to the baseline: the same seeded noise, nudged a little (SSIM a bit below 1).
 NEAR = sleepy(0.015).replace(
@@ -122,7 +122,7 @@ def test_rescore_keeps_tampered_and_leaves_other_statuses_alone(run):
     result = json.loads(path.read_text())
     result["flags"] = sorted(result["flags"] + ["timer_mismatch"])
     result.update(status="tampered", message="integrity check failed: timer_mismatch")
-    resume.atomic_write_json(path, result)
+    atomic_write_json(path, result)
     doc, _ = rescore_run(run_dir, {"ssim_tolerance": 0.0, "psnr_tolerance_db": 0.0})
     by_id = {t["prompt_id"]: t for t in doc["tasks"]}
     assert by_id["1"]["status"] == "tampered" and by_id["1"]["quality"]["passed"]

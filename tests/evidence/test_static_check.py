@@ -12,7 +12,7 @@ from support import BATCHED_WRAPPER, HALF_STEPS, PLAIN_MODULE
 
 from grader.evidence.static_check import scan, scan_source
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def flags(code: str) -> dict[str, str]:

@@ -17,12 +17,12 @@ from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 from grader.config import GradeConfig
 from grader.errors import ConfigError
 from grader.pipeline.run import grade
-from grader.reports.html import split_flag
+from grader.evidence.flags import split_flag
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def killer(marker: Path | None, per_image: float = 0.01) -> str:

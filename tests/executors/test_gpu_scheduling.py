@@ -11,7 +11,8 @@ import pytest
 from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 
 from grader.config import GradeConfig
-from grader.pipeline.run import for_each_gpu, grade
+from grader.executors.local import for_each_gpu
+from grader.pipeline.run import grade
 
 
 def test_one_item_per_gpu_at_a_time_and_all_gpus_used():

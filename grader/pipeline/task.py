@@ -1,0 +1,123 @@
+"""Grading one task, stage after stage: its files, its variants' runs, their evidence, its scores.
+
+:func:`grade_task` is the grading function the executors are given. One task's failure
+never stops the others: every outcome, from a missing file to a crashed sandbox, ends as
+a status and a message in that task's :class:`~grader.scores.result.TaskResult`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.errors import GraderError, SchemaViolation
+from grader.evidence import integrity, runtime, static_check
+from grader.evidence.flags import variant_flag
+from grader.executors.context import TaskContext
+from grader.runs.interleave import run_variants
+from grader.runs.placement import cpu_share, thread_share
+from grader.runs.script_mode import run_script
+from grader.runs.variant import VariantRun, VariantSpec
+from grader.scores.result import TaskResult
+from grader.scores.task import VARIANTS, apply_quality, score_speedups
+from grader.taskset import submission
+from grader.taskset.manifest import InvalidEntry, TaskEntry
+
+
+def resolve_model_dir(root: Path, model: str) -> Path:
+    """``root/<model>/`` when present, else ``root`` itself if it is a diffusers folder."""
+    if (root / model / "model_index.json").is_file():
+        return (root / model).resolve()
+    if (root / "model_index.json").is_file():
+        return root.resolve()
+    raise GraderError(f"--model-dir {root}: no diffusers folder for model {model!r} "
+                      f"(expected {root / model}/model_index.json or {root}/model_index.json)")
+
+
+def invalid_entry_result(entry: InvalidEntry) -> TaskResult:
+    return TaskResult(prompt_id=entry.prompt_id, status="error", message=entry.message,
+                      flags=["invalid_manifest_entry"])
+
+
+def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> TaskResult:
+    result = TaskResult.for_task(task)
+    cfg = ctx.config
+    files = submission.find(cfg.submission, task)
+    if not files.complete:
+        return result.fail("missing", "; ".join(files.problems))
+    try:
+        metrics = submission.load_metrics(files.metrics)
+        result.self_reported_speedup = metrics["speedup"]
+    except SchemaViolation as exc:
+        result.metrics_error = {"json_path": exc.json_path, "message": exc.detail}
+        return result.fail("invalid_metrics", str(exc))
+    try:
+        model_dir = resolve_model_dir(cfg.model_dir, task.task_key.model)
+    except GraderError as exc:
+        return result.fail("error", str(exc), "no_model")
+    static = {**static_check.scan(files.experiment),
+              **{variant_flag("baseline", flag): e for flag, e in static_check.scan(files.baseline).items()}}
+    result.evidence = {}
+    result.add_flags(static, static)
+    task_dir = ctx.run_dir / "tasks" / task.prompt_id
+    on_phase = ctx.phases(task.prompt_id)
+    if not submission.is_module(files.experiment):
+        ctx.note(f"task {task.prompt_id}: script")
+        on_phase("script", "script", "")
+        return _script_result(result, run_script(
+            files.experiment, model_dir, task_dir / "script", sandbox=cfg.sandbox, device=cfg.device,
+            timeout=cfg.script_timeout, gpu=gpu, labels={"sd-grader.task": task.prompt_id, "sd-grader.variant": "script"}),
+            task)
+
+    cpuset = cpu_share(gpu, cfg.gpus) if cfg.pins_cpus else None
+    threads = thread_share(cfg.gpus, cpuset)
+    specs = [
+        VariantSpec(name=variant, module_path=path, model_dir=model_dir, steps=task.task_key.steps,
+                    device=cfg.device, sandbox=cfg.sandbox, gpu=gpu,
+                    timeout=cfg.variant_timeout, cpuset=cpuset, threads=threads,
+                    labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)))
+        for variant, path in (("gt", task.gt_path), ("baseline", files.baseline), ("experiment", files.experiment))
+    ]
+    result.gpu, result.cpuset, result.threads = gpu, list(cpuset) if cpuset else None, threads
+    ctx.note(f"task {task.prompt_id}: running baseline, experiment and GT (interleaved)" + (f" on GPU {gpu}" if gpu else ""))
+    runs = run_variants(specs, ctx.schedule, cfg.timing, task_dir, on_phase=on_phase)
+    on_phase("", "scoring", "")
+    return score_task(result, runs, ctx)
+
+
+def score_task(result: TaskResult, runs: dict[str, VariantRun], ctx: TaskContext) -> TaskResult:
+    """Evidence and scores for a task whose variants ran (some may have failed)."""
+    cfg = ctx.config
+    for run in runs.values():
+        runtime.check_variant(run, cfg.integrity)
+    for name, run in runs.items():
+        result.add_flags([variant_flag(name, f) for f in run.flags])
+    failed = next((runs[v] for v in VARIANTS if v in runs and runs[v].status != "ok"), None)
+    if failed is not None:
+        result.variants = {name: run.to_dict() for name, run in runs.items()}
+        status = "error" if failed.name == "gt" else failed.status
+        extra = {"gt": ["gt_failed"], "baseline": ["baseline_failed"]}.get(failed.name, [])
+        return result.fail(status, f"{failed.name}: {failed.message}", *extra)
+    score_speedups(result, runs, cfg.integrity)
+    found = integrity.check(runs, result.manifest_speedup, cfg.integrity, schedule=ctx.schedule)
+    result.add_flags(found, {**{f: e for r in runs.values() for f, e in r.evidence.items()}, **found})
+    result.variants = {name: run.to_dict() for name, run in runs.items()}
+    labels = sorted(set.intersection(*(set(p.name for p in runs[v].image_dir.iterdir()) for v in VARIANTS)))
+    prompts = [p for label in labels for p in ctx.schedule.timed(int(label[1:])).prompts]
+    result.quality_inputs = {"labels": labels, "prompts": prompts}
+    return apply_quality(result, ctx.run_dir / "tasks" / result.prompt_id, cfg.quality)
+
+
+def _script_result(result: TaskResult, script, task: TaskEntry) -> TaskResult:
+    result.mode, result.self_reported = "script", True
+    result.add_flags(["self_reported"])
+    result.variants["script"] = script.variant
+    if script.metrics_error is not None:
+        exc = script.metrics_error
+        result.metrics_error = {"json_path": exc.json_path, "message": exc.detail}
+    if script.metrics is None:
+        return result.fail(script.status, script.message)
+    speedup = float(script.metrics["speedup"])
+    result.speedup = result.self_reported_speedup = speedup
+    result.relative_to_gt = speedup / task.speedup if task.speedup else None
+    result.message = "script mode: scores are self-reported, not measured"
+    return result

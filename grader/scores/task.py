@@ -1,0 +1,78 @@
+"""A task's scores from its variants' runs: speedups with intervals, the self-report check,
+and the GT-calibrated quality gate that decides ``ok`` / ``quality_failed`` / ``tampered``.
+
+:func:`apply_quality` works from the images stored in the run folder alone, so grading,
+a resumed run whose quality options changed, and ``grader rescore`` all reach the same
+verdict the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from grader.config import IntegrityConfig, QualityConfig
+from grader.evidence.flags import TAMPER_FLAGS
+from grader.images import load_images
+from grader.runs.variant import VariantRun
+from grader.scores.aggregate import discrepancy
+from grader.scores.result import TaskResult
+from grader.scores.speedup import paired_speedup, speedup
+
+VARIANTS = ("baseline", "experiment", "gt")
+REGATED_STATUSES = ("ok", "quality_failed", "tampered")
+
+
+def speedup_between(slow: VariantRun, fast: VariantRun) -> tuple[float, float, float]:
+    """Paired per-batch speedup when enough batches pair up; else the ratio of medians."""
+    return paired_speedup(slow.batches, fast.batches) or speedup(slow.timing, fast.timing)
+
+
+def score_speedups(result: TaskResult, runs: dict[str, VariantRun], cfg: IntegrityConfig) -> None:
+    """Speedups of a task whose three variants all ran, and the check of the metrics file's claim."""
+    base, exp, gt = (runs[v] for v in VARIANTS)
+    point, low, high = speedup_between(base, exp)
+    result.speedup, result.speedup_ci = point, [low, high]
+    result.gt_speedup = speedup_between(base, gt)[0]
+    result.relative_to_gt = speedup_between(gt, exp)[0]
+    gap = discrepancy(result.self_reported_speedup, point)
+    result.self_report_discrepancy = gap
+    if gap is not None and gap > cfg.self_report_tolerance:
+        result.add_flags(["self_report_mismatch"], {"self_report_mismatch": (
+            f"metrics file claims {result.self_reported_speedup:.2f}x; measured {point:.2f}x "
+            f"({gap:.0%} apart, tolerance {cfg.self_report_tolerance:.0%})")})
+
+
+def regatable(result: TaskResult) -> bool:
+    """Whether the quality gate decided this result's status (and its images are recorded)."""
+    return result.status in REGATED_STATUSES and bool(result.quality_inputs)
+
+
+def apply_quality(result: TaskResult, task_dir: Path, cfg: QualityConfig) -> TaskResult:
+    """(Re)compute the quality gate from stored images; sets status ok/quality_failed/tampered.
+
+    Used by grading and by ``grader rescore``, which changes only tolerances: it touches
+    no result whose status came from anything but the gate.
+    """
+    from grader.scores import quality  # torch: only once images are scored
+
+    labels, prompts = result.quality_inputs["labels"], result.quality_inputs["prompts"]
+    flags = set(result.flags) - {"quality_incomparable"}
+    started = time.monotonic()
+    try:
+        q = quality.assess(*(load_images(task_dir / v / "images", labels) for v in VARIANTS), prompts, cfg)
+    except (ValueError, OSError) as exc:
+        result.status, result.message, result.quality = "error", f"quality: {exc}", None
+        flags.add("quality_incomparable")
+    else:
+        result.quality = q.to_dict()
+        if q.passed:
+            result.status, result.message = "ok", ""
+        else:
+            result.status, result.message = "quality_failed", "quality gate failed: " + ", ".join(q.failures)
+    result.flags = sorted(flags)
+    result.scoring_seconds = time.monotonic() - started
+    tampering = sorted(flags & TAMPER_FLAGS)
+    if tampering and result.status in ("ok", "quality_failed"):
+        result.status, result.message = "tampered", "integrity check failed: " + ", ".join(tampering)
+    return result
