@@ -5,9 +5,11 @@
 
 ``sandbox`` is the hash baked into every image as the label ``sd-grader.sandbox-hash``; the
 docker provider recomputes it from the ``sandbox`` package it would talk to
-(``grader.isolation.docker.sandbox_hash``) and refuses a stale image, whose worker would speak
-an older protocol. ``inputs`` names an image: the same inputs give the same tag, so a build
-whose tag already exists is skipped. A test checks that both implementations agree.
+(``grader.isolation.docker.image.sandbox_hash``) and refuses a stale image, whose worker would
+speak an older protocol. Both call one implementation, ``grader.files.sources_digest``
+(standard library only, so a bare ``python3`` runs this script); a test checks that they agree.
+``inputs`` names an image: the same inputs give the same tag, so a build whose tag already
+exists is skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script, sys.path[0] is docker/: make ``grader`` importable
+    sys.path.insert(0, str(ROOT))
+
+from grader.files import sources_digest  # after the sys.path line above, on purpose
 
 
 def _files(path: Path) -> list[Path]:
@@ -28,13 +34,7 @@ def _files(path: Path) -> list[Path]:
 
 def sandbox_hash(package_dir: Path = ROOT / "sandbox") -> str:
     """sha256 over ``sandbox/<rel>`` names and contents of every ``*.py`` under the package."""
-    digest = hashlib.sha256()
-    for path in sorted(package_dir.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        rel = "sandbox/" + path.relative_to(package_dir).as_posix()
-        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return sources_digest(package_dir, "sandbox")
 
 
 def inputs_hash(paths: list[str], extras: list[str]) -> str:

@@ -57,8 +57,8 @@ def _docker_checks(device: str, image: str | None) -> list[Check]:
     except Exception as exc:  # noqa: BLE001
         return [Check("docker SDK", FAIL, f"grader.isolation.docker does not import: {exc}",
                       "pip install 'docker>=7' into the grader's environment")]
-    if dsb._IMPORT_ERROR is not None:
-        return [Check("docker SDK", FAIL, str(dsb._IMPORT_ERROR), "pip install 'docker>=7' into the grader's environment")]
+    if dsb.IMPORT_ERROR is not None:
+        return [Check("docker SDK", FAIL, str(dsb.IMPORT_ERROR), "pip install 'docker>=7' into the grader's environment")]
     try:
         cl = dsb.client()
         info = cl.info()

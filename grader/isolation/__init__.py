@@ -1,4 +1,9 @@
-"""Sandbox providers, registered by name (``local``, ``docker``, ``fake``)."""
+"""Isolation: the trusted sandbox providers, one contract, registered by name (``local``, ``docker``, ``fake``).
+
+Takes a ``SandboxSpec`` (mounts, environment, limits, GPU) and an argv; gives a running
+process to talk to and an ``ExecResult`` when it ends. (``sandbox/`` is the other side: the
+untrusted worker that runs inside.)
+"""
 
 from __future__ import annotations
 

@@ -31,38 +31,25 @@ from grader.isolation.contract import (
     SandboxSpec,
     register,
 )
+from grader.isolation.output import OOM_MARKERS, CappedOutput
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_OOM_MARKERS = (b"MemoryError", b"OutOfMemoryError", b"CUDA out of memory", b"Cannot allocate memory")
 _PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 TOKEN_VAR = "GRADER_RUN_TOKEN"
 
 
-class _CappedReader(threading.Thread):
-    """Drains a pipe, keeping the first and last ``cap // 2`` bytes."""
+class _PipeDrain(threading.Thread):
+    """Reads a pipe to its end into a :class:`CappedOutput` (a child never blocks on a full pipe)."""
 
     def __init__(self, stream, cap: int):
         super().__init__(daemon=True)
-        self.stream, self.half = stream, max(cap // 2, 1)
-        self.head, self.tail, self.total = bytearray(), bytearray(), 0
+        self.stream, self.output = stream, CappedOutput(cap)
 
     def run(self) -> None:
-        while chunk := self.stream.read1(65536) if hasattr(self.stream, "read1") else self.stream.read(65536):
-            self.total += len(chunk)
-            room = self.half - len(self.head)
-            if room > 0:
-                self.head += chunk[:room]
-                chunk = chunk[room:]
-            if chunk:
-                self.tail += chunk
-                if len(self.tail) > self.half:
-                    del self.tail[: len(self.tail) - self.half]
+        read = self.stream.read1 if hasattr(self.stream, "read1") else self.stream.read
+        while chunk := read(65536):
+            self.output.add(chunk)
         self.stream.close()
-
-    def result(self) -> tuple[bytes, bool]:
-        truncated = self.total > len(self.head) + len(self.tail)
-        middle = b"\n...[output truncated by the grader]...\n" if truncated else b""
-        return bytes(self.head) + middle + bytes(self.tail), truncated
 
 
 def token_pids(token: str) -> list[int]:
@@ -102,8 +89,8 @@ class LocalProcess(RunningProcess):
     def __init__(self, popen: subprocess.Popen, token: str, cap: int):
         self.popen, self.token = popen, token
         self.started = time.monotonic()
-        self.out = _CappedReader(popen.stdout, cap)
-        self.err = _CappedReader(popen.stderr, cap)
+        self.out = _PipeDrain(popen.stdout, cap)
+        self.err = _PipeDrain(popen.stderr, cap)
         self.out.start()
         self.err.start()
         self._killed = False
@@ -179,12 +166,12 @@ class LocalProcess(RunningProcess):
         self.popen.wait()
         self.out.join(5)
         self.err.join(5)
-        stdout, out_trunc = self.out.result()
-        stderr, err_trunc = self.err.result()
+        stdout, out_trunc = self.out.output.result()
+        stderr, err_trunc = self.err.output.result()
         rc = self.popen.returncode
         signum = -rc if rc is not None and rc < 0 else None
         oom = not timed_out and (
-            any(m in stderr for m in _OOM_MARKERS) or (signum == signal.SIGKILL and not self._killed)
+            any(m in stderr for m in OOM_MARKERS) or (signum == signal.SIGKILL and not self._killed)
         )
         return ExecResult(
             returncode=rc, stdout=stdout, stderr=stderr, duration=time.monotonic() - self.started,

@@ -19,12 +19,17 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import sleepy
 
 import grader.isolation.docker as dsb
 from grader.errors import SandboxInfraError, SandboxUnavailable
 from grader.isolation import Limits, Mount, SandboxSpec, get
+from grader.isolation.docker import engine, image, process, provider, reaper
+from grader.isolation.output import CappedOutput
 
-ROOT = Path(__file__).resolve().parents[1]
+# A monkeypatch must reach the module that looks the name up (engine, image, provider), not the
+# re-export in grader.isolation.docker.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def py(code: str) -> list[str]:
@@ -49,7 +54,7 @@ def spec_for(root: Path, **kw) -> SandboxSpec:
 @pytest.fixture
 def fake_image(monkeypatch):
     info = dsb.ImageInfo(name="sd-grader-sandbox:cpu", id="sha256:" + "ab" * 32, digest="sha256:" + "ab" * 32)
-    monkeypatch.setattr(dsb, "image_info", lambda name=None, gpu=False: info)
+    monkeypatch.setattr(provider, "image_info", lambda name=None, gpu=False: info)
     return info
 
 
@@ -60,6 +65,14 @@ def test_inputs_hash_script_agrees_with_the_provider():
     out = subprocess.run([sys.executable, str(ROOT / "docker" / "inputs_hash.py"), "sandbox"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == dsb.sandbox_hash()
+
+
+def test_reaper_entry_point_runs_from_the_checkout():
+    """The reaper child is ``python -m`` this module with the checkout as its working folder."""
+    assert reaper._REPO_ROOT == ROOT
+    out = subprocess.run([sys.executable, "-m", reaper.REAPER_MODULE], capture_output=True, text=True, check=False,
+                         cwd=reaper._REPO_ROOT, timeout=60)
+    assert out.returncode == 1 and "--reap PID START" in out.stderr
 
 
 def test_create_arguments_lock_the_container_down(dirs, fake_image):
@@ -133,7 +146,7 @@ def _api_error(status: int):
 def test_only_transient_errors_are_retried(monkeypatch):
     import requests
 
-    monkeypatch.setattr(dsb, "INFRA_WAIT_MAX", 0.01)
+    monkeypatch.setattr(engine, "INFRA_WAIT_MAX", 0.01)
     calls = []
 
     def flaky():
@@ -142,7 +155,7 @@ def test_only_transient_errors_are_retried(monkeypatch):
             raise requests.ConnectionError("daemon restarting")
         return "created"
 
-    assert dsb._infra("create", flaky) == ("created", 2)
+    assert engine.infra_call("create", flaky) == ("created", 2)
 
     calls.clear()
 
@@ -151,7 +164,7 @@ def test_only_transient_errors_are_retried(monkeypatch):
         raise _api_error(400)
 
     with pytest.raises(SandboxInfraError, match="400"):
-        dsb._infra("create", bad_request)
+        engine.infra_call("create", bad_request)
     assert len(calls) == 1
 
     calls.clear()
@@ -161,16 +174,16 @@ def test_only_transient_errors_are_retried(monkeypatch):
         raise _api_error(500)
 
     with pytest.raises(SandboxInfraError):
-        dsb._infra("start", always_500)
-    assert len(calls) == dsb.INFRA_ATTEMPTS
+        engine.infra_call("start", always_500)
+    assert len(calls) == engine.INFRA_ATTEMPTS
 
 
 def test_exit_codes_and_output_capping_helpers():
-    assert dsb._normalize(0) == (0, None)
-    assert dsb._normalize(3) == (3, None)
-    assert dsb._normalize(137) == (-9, 9)
-    assert dsb._normalize(None) == (None, None)
-    capped = dsb._Capped(10)
+    assert process.normalize(0) == (0, None)
+    assert process.normalize(3) == (3, None)
+    assert process.normalize(137) == (-9, 9)
+    assert process.normalize(None) == (None, None)
+    capped = CappedOutput(10)
     for chunk in (b"abc", b"defgh", b"ij" * 50, b"XYZ"):
         capped.add(chunk)
     data, truncated = capped.result()
@@ -200,7 +213,7 @@ def test_inside_the_container(dirs):
     assert seen["cap_eff"] == "0000000000000000" and seen["no_new_privs"] == "1"
     assert seen["mnt"] == ["code", "model", "work"]
     assert seen["net"] == ["lo"]
-    assert seen["root_ro"] and seen["tmp_writable"] and seen["tmp_bytes"] <= dsb.TMPFS_BYTES
+    assert seen["root_ro"] and seen["tmp_writable"] and seen["tmp_bytes"] <= provider.TMPFS_BYTES
     assert "docker-init" in seen["pid1"] or "tini" in seen["pid1"]
 
 
@@ -259,7 +272,7 @@ def test_endless_loop_times_out_and_its_container_is_gone(dirs):
         result = proc.wait(2)
         elapsed = time.monotonic() - t0
     assert result.timed_out and not result.ok and result.killed_by_signal == 9
-    assert elapsed < 2 + dsb.KILL_GRACE, elapsed
+    assert elapsed < 2 + process.KILL_GRACE, elapsed
     with pytest.raises(docker.errors.NotFound):
         cl.api.inspect_container(proc.id)
 
@@ -286,7 +299,7 @@ def test_work_folder_cap_stops_the_run(dirs):
 def test_transient_create_failure_is_retried_and_reported(dirs, monkeypatch):
     from docker.models.containers import ContainerCollection
 
-    monkeypatch.setattr(dsb, "INFRA_WAIT_MAX", 0.01)
+    monkeypatch.setattr(engine, "INFRA_WAIT_MAX", 0.01)
     real_create = ContainerCollection.create
     failures = []
 
@@ -328,7 +341,7 @@ def test_missing_or_stale_image_is_refused(dirs, monkeypatch):
     with pytest.raises(SandboxUnavailable, match="make image"):
         get("docker", spec_for(dirs))
     monkeypatch.delenv(dsb.IMAGE_ENV)
-    monkeypatch.setattr(dsb, "sandbox_hash", lambda: "0" * 64)
+    monkeypatch.setattr(image, "sandbox_hash", lambda: "0" * 64)
     with pytest.raises(SandboxUnavailable, match="rebuild"):
         get("docker", spec_for(dirs))
     monkeypatch.setenv(dsb.ALLOW_STALE_ENV, "1")
@@ -391,31 +404,15 @@ def test_cleanup_removes_what_dead_graders_left(dirs):
                 pass
 
 
-SLEEPY = textwrap.dedent('''
-    import time
-    import numpy as np
-
-    class Pipe:
-        def __call__(self, prompt, num_inference_steps, generator):
-            time.sleep(0.1 * len(prompt))
-            class Out:
-                images = [np.random.default_rng(g.initial_seed()).integers(0, 255, (16, 16, 3), dtype=np.uint8)
-                          for g in generator]
-            return Out()
-
-    def load_pipeline():
-        return Pipe()
-''')
-
-
 def _variant(tmp_path: Path, name: str, task: str, **timing_kw):
     from grader.config import TimingConfig
-    from grader.runs.supervisor import VariantSpec, run_variant
+    from grader.runs.interleave import run_variant
+    from grader.runs.variant import VariantSpec
     from grader.taskset.prompts import Schedule
 
     module = tmp_path / "src" / f"{name}.py"
     module.parent.mkdir(parents=True, exist_ok=True)
-    module.write_text(SLEEPY)
+    module.write_text(sleepy(0.1))
     model = tmp_path / "model"
     model.mkdir(exist_ok=True)
     timing = TimingConfig(**{**dict(batch_size=2, warmup_batches=1, min_batches=3, max_batches=3, quality_batches=1,
