@@ -9,6 +9,11 @@ RUN_DIR ?= runs/latest
 SANDBOX ?= auto
 EXAMPLE_TIMING ?= --batch-size 2 --warmup-batches 1 --min-batches 6 --max-batches 12 --target-ci 0.05 --budget 20
 GRADE_ARGS ?=
+# The bundled example fails some tasks on purpose (missing, invalid metrics, a crash): its
+# grading succeeds when the run finishes. Any other submission exits 1 when a task is not ok.
+ifeq ($(SUBMISSION),examples/submission)
+EXIT_ARGS ?= --exit-zero
+endif
 
 .PHONY: setup models grade test test-fast image image-cpu clean
 
@@ -25,7 +30,7 @@ models: setup
 
 grade: models
 	$(VENV)/bin/grader grade $(SUBMISSION) --tasks $(TASKS) --model-dir $(MODELS) \
-	  --clip-model $(MODELS)/clip --out $(RUN_DIR) --sandbox $(SANDBOX) $(EXAMPLE_TIMING) $(GRADE_ARGS)
+	  --clip-model $(MODELS)/clip --out $(RUN_DIR) --sandbox $(SANDBOX) $(EXAMPLE_TIMING) $(EXIT_ARGS) $(GRADE_ARGS)
 
 test: setup
 	$(VENV)/bin/pytest -q

@@ -1,59 +1,108 @@
-"""``grader grade`` and ``grader validate`` (a pre-flight on the same code path)."""
+"""``grader grade`` and ``grader validate`` (a pre-flight on the same code path).
+
+``grade`` exits 0 when every task is ok, 1 when the run finished and some task is not
+(``--exit-zero``: 0), and like every command 2 on usage or input errors, 3 when the sandbox
+cannot run (checked before anything is graded), 130 when interrupted (see ``grader.cli``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 from pathlib import Path
 
 from grader.config import GradeConfig, IntegrityConfig, QualityConfig, TimingConfig, with_settings
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("submission", type=Path, help="folder with <id>_baseline.py, <id>_experiment.py, <id>_metrics.json")
-    parser.add_argument("--tasks", type=Path, required=True, help="task set folder (config_data/, gt_code/)")
-    parser.add_argument("--only", default="", help="comma-separated prompt_ids to grade")
+EXAMPLES = """examples:
+  grader grade sub/ --tasks tasks/ --model-dir models/ --out runs/nightly --sandbox docker --device cuda
+  grader grade examples/submission --tasks examples/tasks --model-dir examples/models --out runs/x --exit-zero
+"""
+
+
+def add_inputs(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    group = parser.add_argument_group("inputs")
+    group.add_argument("submission", type=Path, help="folder with <id>_baseline.py, <id>_experiment.py, <id>_metrics.json")
+    group.add_argument("--tasks", type=Path, required=True, help="task set folder (config_data/, gt_code/)")
+    group.add_argument("--only", default="", metavar="ID,...", help="comma-separated prompt_ids to grade (default: all)")
+    return group
 
 
 def register(sub) -> None:
-    grade = sub.add_parser("grade", help="run and score a submission")
-    add_common(grade)
-    grade.add_argument("--model-dir", type=Path, required=True, help="a diffusers folder, or a folder of them named by model (SD1.5/, SDXL/)")
-    grade.add_argument("--out", type=Path, required=True, help="run folder for report.json, report.md and per-task results")
-    grade.add_argument("--sandbox", default="auto", choices=["auto", "local", "docker"])
-    grade.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    grade.add_argument("--gpus", default="", help="comma-separated GPU indices to pin runs to")
-    grade.add_argument("--pin-cpus", dest="pin_cpus", action="store_true", default=None,
-                       help="run each task's variants on a fixed share of the cores (default: on with --device cuda)")
-    grade.add_argument("--no-pin-cpus", dest="pin_cpus", action="store_false")
-    grade.add_argument("--executor", default="local", choices=["local", "ray"],
-                       help="where tasks run: this host's GPUs, or a Ray cluster (one GPU per task; docs/ray.md)")
-    grade.add_argument("--ray-address", default=None,
-                       help="with --executor ray: the cluster to join (e.g. 10.0.0.5:6379, 'auto'); default: start a local Ray")
-    grade.add_argument("--clip-model", type=Path, default=None, help="local CLIP folder for CLIP score")
-    grade.add_argument("--prompts", type=Path, default=None, help="prompt pool file (one per line); default: the shipped pool")
-    grade.add_argument("--run-id", default=None)
-    grade.add_argument("--seed", type=int, default=None, help="run seed (default: random, recorded in the report)")
-    grade.add_argument("--batch-size", type=int, default=TimingConfig.batch_size)
-    grade.add_argument("--warmup-batches", type=int, default=TimingConfig.warmup_batches)
-    grade.add_argument("--min-batches", type=int, default=TimingConfig.min_batches)
-    grade.add_argument("--max-batches", type=int, default=TimingConfig.max_batches)
-    grade.add_argument("--max-images", type=int, default=None)
-    grade.add_argument("--quality-batches", type=int, default=TimingConfig.quality_batches)
-    grade.add_argument("--target-ci", type=float, default=TimingConfig.target_rel_ci, help="stop when the 95%% CI half-width of the median is within this fraction")
-    grade.add_argument("--budget", type=float, default=TimingConfig.budget_seconds, help="timed seconds per variant before stopping anyway")
-    grade.add_argument("--variant-timeout", type=float, default=1800.0)
-    grade.add_argument("--clip-tolerance", type=float, default=QualityConfig.clip_tolerance)
-    grade.add_argument("--ssim-tolerance", type=float, default=QualityConfig.ssim_tolerance)
-    grade.add_argument("--psnr-tolerance", type=float, default=None)
-    grade.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.NAME=VALUE",
-                       help="set any field of the timing, quality or integrity config, e.g. "
-                            "integrity.cache_ratio=0.5 or timing.idle_window_seconds=2 (repeatable); "
-                            "the report lists every threshold used")
+    grade = sub.add_parser("grade", help="run and score a submission", epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description="Run every task's baseline, experiment and GT under the trusted timing protocol, "
+                                       "score them, and write the run folder. Exit codes: see `grader --help`.")
+    d = TimingConfig()
+    inputs = add_inputs(grade)
+    inputs.add_argument("--model-dir", type=Path, required=True,
+                        help="a diffusers folder, or a folder of them named by model (SD1.5/, SDXL/)")
+    inputs.add_argument("--clip-model", type=Path, default=None, help="local CLIP folder for CLIP score (default: none)")
+    inputs.add_argument("--prompts", type=Path, default=None,
+                        help="prompt pool file, one per line (default: the shipped grader/data/prompts.txt)")
+
+    box = grade.add_argument_group("sandbox and placement")
+    box.add_argument("--sandbox", default="auto", choices=["auto", "local", "docker"],
+                     help="auto: docker when the engine and a current image are there, else local (default: auto)")
+    box.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where pipelines run (default: cpu)")
+    box.add_argument("--gpus", default="", metavar="I,...", help="GPU indices; one task per GPU at a time (default: one GPU)")
+    box.add_argument("--pin-cpus", dest="pin_cpus", action="store_true", default=None,
+                     help="run each task's variants on a fixed share of the cores (default: on with --device cuda)")
+    box.add_argument("--no-pin-cpus", dest="pin_cpus", action="store_false", help="never pin variants to cores")
+    box.add_argument("--executor", default="local", choices=["local", "ray"],
+                     help="where tasks run: this host's GPUs, or a Ray cluster, one GPU per task (docs/ray.md) "
+                          "(default: local)")
+    box.add_argument("--ray-address", default=None,
+                     help="with --executor ray: the cluster to join (e.g. 10.0.0.5:6379, 'auto') "
+                          "(default: start a local Ray)")
+    box.add_argument("--variant-timeout", type=float, default=1800.0, metavar="S",
+                     help="wall-clock seconds a variant (or a script) may take in all (default: 1800)")
+
+    timing = grade.add_argument_group("timing")
+    timing.add_argument("--seed", type=int, default=None, help="run seed (default: random, recorded in the report)")
+    timing.add_argument("--batch-size", type=int, default=d.batch_size, help=f"prompts per batch (default: {d.batch_size})")
+    timing.add_argument("--warmup-batches", type=int, default=d.warmup_batches,
+                        help=f"untimed batches per variant before timing (default: {d.warmup_batches})")
+    timing.add_argument("--min-batches", type=int, default=d.min_batches,
+                        help=f"timed batches per variant at least (default: {d.min_batches})")
+    timing.add_argument("--max-batches", type=int, default=d.max_batches,
+                        help=f"timed batches per variant at most (default: {d.max_batches})")
+    timing.add_argument("--max-images", type=int, default=None, help="timed images per variant at most (default: no cap)")
+    timing.add_argument("--quality-batches", type=int, default=d.quality_batches,
+                        help=f"timed batches whose images the quality gate keeps (default: {d.quality_batches})")
+    timing.add_argument("--target-ci", type=float, default=d.target_rel_ci,
+                        help="stop when the 95%% CI half-width of the median per-image time is within this fraction "
+                             f"(default: {d.target_rel_ci})")
+    timing.add_argument("--budget", type=float, default=d.budget_seconds, metavar="S",
+                        help=f"timed seconds per variant before stopping anyway (default: {d.budget_seconds:g})")
+
+    q = QualityConfig()
+    quality = grade.add_argument_group("quality gate (on top of the GT's own loss)")
+    quality.add_argument("--clip-tolerance", type=float, default=q.clip_tolerance,
+                         help=f"CLIP score points (default: {q.clip_tolerance})")
+    quality.add_argument("--ssim-tolerance", type=float, default=q.ssim_tolerance,
+                         help=f"SSIM against the baseline's images (default: {q.ssim_tolerance})")
+    quality.add_argument("--psnr-tolerance", type=float, default=None, metavar="DB",
+                         help="PSNR in dB against the baseline's images (default: no PSNR check)")
+
+    output = grade.add_argument_group("output and tuning")
+    output.add_argument("--out", type=Path, required=True,
+                        help="run folder for report.json, report.md, report.html, junit.xml and per-task results; "
+                             "re-running the same command resumes it")
+    output.add_argument("--run-id", default=None, help="the run's name (default: the --out folder's name)")
+    output.add_argument("--exit-zero", action="store_true",
+                        help="exit 0 when the run finished even if some task is not ok (default: exit 1 then)")
+    output.add_argument("--set", dest="settings", action="append", default=[], metavar="SECTION.NAME=VALUE",
+                        help="set any field of the timing, quality or integrity config, e.g. "
+                             "integrity.cache_ratio=0.5 or timing.idle_window_seconds=2 (repeatable); "
+                             "the report lists every threshold used (default: none)")
     grade.set_defaults(func=run_grade)
 
     validate = sub.add_parser("validate", help="pre-flight: check a submission's files and metrics without running them")
-    add_common(validate)
+    add_inputs(validate)
+    validate.add_argument("--json", action="store_true", help="print the verdicts as JSON (default: a table)")
     validate.set_defaults(func=run_validate)
 
 
@@ -101,16 +150,36 @@ def config_from_args(args) -> GradeConfig:
     )
 
 
+def check_sandbox(name: str, device: str) -> None:
+    """Fail up front (SandboxUnavailable, exit 3) when the chosen sandbox cannot run anything here."""
+    if name != "docker":
+        return
+    from grader.isolation import docker as docker_sandbox
+
+    docker_sandbox.client()
+    image = docker_sandbox.image_info(gpu=device == "cuda")
+    if image.stale and os.environ.get(docker_sandbox.ALLOW_STALE_ENV) != "1":
+        from grader.errors import SandboxUnavailable
+
+        raise SandboxUnavailable(f"image {image.name} was built from other sandbox/ sources than this grader's: "
+                                 "rebuild it (`make image-cpu` or `make image`)")
+
+
 def run_grade(args) -> int:
     from grader.pipeline.run import grade
     from grader.reports.console import table
 
     cfg = config_from_args(args)
+    check_sandbox(cfg.sandbox, cfg.device)
     doc = grade(cfg)
     print()
     print(table(doc))
     out = Path(cfg.out)
     print(f"\nreports: {out / 'report.json'}, report.md, report.html, junit.xml (in {out})")
+    not_ok = [t["prompt_id"] for t in doc["tasks"] if t["status"] != "ok"]
+    if not_ok and not args.exit_zero:
+        print(f"grader: {len(not_ok)} of {len(doc['tasks'])} task(s) not ok: exit 1 (--exit-zero to exit 0)")
+        return 1
     return 0
 
 
@@ -118,9 +187,14 @@ def run_validate(args) -> int:
     from grader.taskset.validate import validate_submission
 
     problems = validate_submission(args.submission, args.tasks, set(i for i in args.only.split(",") if i) or None)
+    bad = [p for p in problems if p[1] != "ok"]
+    if args.json:
+        print(json.dumps({"ready": len(problems) - len(bad), "tasks": len(problems),
+                          "verdicts": [{"prompt_id": i, "status": s, "message": m} for i, s, m in problems]},
+                         indent=2, ensure_ascii=False))
+        return 1 if bad else 0
     width = shutil.get_terminal_size((100, 20)).columns
     for prompt_id, status, message in problems:
         print(f"{prompt_id:>8}  {status:<16} {message}"[:width])
-    bad = [p for p in problems if p[1] != "ok"]
     print(f"\n{len(problems) - len(bad)}/{len(problems)} tasks ready")
     return 1 if bad else 0

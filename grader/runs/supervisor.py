@@ -240,9 +240,11 @@ class VariantWorker:
     def finish(self) -> VariantRun:
         run = self.run
         run.phases["timed"] = self.timed_seconds
-        if run.status == "ok":
-            if run.batches:
-                run.timing = summarize(run.batches, self.schedule.batch_size)
+        if run.status == "ok" and run.batches:
+            run.timing = summarize(run.batches, self.schedule.batch_size)
+        # A worker that never connected (start interrupted, or a sandbox that failed before the
+        # worker said hello) has nobody to ask to stop: it is only killed below.
+        if run.status == "ok" and self.session is not None:
             t0 = time.monotonic()
             try:
                 if not self._stop_sent:

@@ -1,14 +1,18 @@
 """Exit codes of the command line (grader.cli.main), in-process and once as a real process.
 
-0 ok; 1 the command ran and found something wrong (a task not ready, ``--strict`` with
-a skip); 2 an error (a GraderError, reported as ``grader: error: ...`` on stderr) or
-an argparse usage error. ``grade`` itself is left to the pipeline tests (slow).
+0 ok; 1 the command ran and found something wrong (a task not ok or not ready, ``--strict``
+with a skip); 2 an error (a GraderError, reported as ``grader: error: ...`` on stderr) or an
+argparse usage error; 3 the sandbox cannot run; 130 interrupted.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +163,82 @@ def test_exit_codes_as_a_real_process(tmp_path):
     assert error.returncode == 2 and error.stderr.startswith("grader: error: ")
     usage = grader()
     assert usage.returncode == 2 and usage.stderr.startswith("usage: grader")
+
+
+# ----------------------------------------------------------------------------- grade
+
+
+def _grade_inputs(tmp_path: Path, per_image: float = 0.005, missing: bool = False) -> list[str]:
+    from support import prompt_file, sleepy
+
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": pid, "gt": sleepy(per_image)} for pid in "12"])
+    sub = tmp_path / "sub"
+    for pid in "12":
+        write(sub / f"{pid}_baseline.py", sleepy(per_image))
+        write(sub / f"{pid}_experiment.py", sleepy(per_image))
+        write(sub / f"{pid}_metrics.json", metrics(1.0))
+    if missing:
+        (sub / "2_experiment.py").unlink()
+    write(tmp_path / "models" / "model_index.json", "{}")
+    return [str(sub), "--tasks", str(tasks), "--model-dir", str(tmp_path / "models"), "--out", str(tmp_path / "run"),
+            "--prompts", str(prompt_file(tmp_path / "prompts.txt")), "--batch-size", "2", "--warmup-batches", "1",
+            "--min-batches", "2", "--max-batches", "2", "--quality-batches", "1", "--target-ci", "0.5"]
+
+
+@pytest.mark.slow
+def test_grade_exits_0_when_every_task_is_ok_and_1_when_one_is_not(tmp_path, capsys):
+    assert cli.main(["grade", *_grade_inputs(tmp_path / "ok"), "--sandbox", "local"]) == 0
+    args = _grade_inputs(tmp_path / "bad", missing=True)
+    assert cli.main(["grade", *args, "--sandbox", "local"]) == 1
+    assert "1 of 2 task(s) not ok: exit 1" in capsys.readouterr().out
+    assert cli.main(["grade", *args, "--sandbox", "local", "--exit-zero"]) == 0     # resumes: nothing re-runs
+
+
+@pytest.mark.slow
+def test_grade_exits_3_when_the_sandbox_cannot_run(tmp_path):
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-such.sock", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "grader.cli", "grade", *_grade_inputs(tmp_path), "--sandbox", "docker"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "grader: error:" in out.stderr and "Docker engine does not answer" in out.stderr
+    assert not (tmp_path / "run" / "tasks").exists()                                  # nothing was graded
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_without_a_traceback_and_the_run_resumes(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "grader.cli", "grade", *_grade_inputs(tmp_path, per_image=0.3), "--sandbox", "local"]
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    log = tmp_path / "run" / "log.jsonl"
+    while time.monotonic() < deadline and not (log.exists() and '"phase"' in log.read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "re-running the same command resumes the run" in stderr and "Traceback" not in stderr
+    assert cli.main(["grade", *argv[4:]]) == 0                                          # the same command finishes it
+
+
+def test_validate_json_gives_every_verdict(tmp_path, capsys):
+    sub, tasks = submission_for(tmp_path, missing=("2_experiment.py",))
+    assert cli.main(["validate", str(sub), "--tasks", str(tasks), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ready"] == 1 and doc["tasks"] == 2
+    assert {v["prompt_id"]: v["status"] for v in doc["verdicts"]} == {"1": "ok", "2": "missing"}
+
+
+def test_every_grade_option_says_what_it_does_and_its_default():
+    import argparse
+
+    parser = cli.build_parser()
+    grade = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["grade"]
+    for action in grade._actions:
+        if action.dest in ("help",) or not action.option_strings:
+            continue
+        assert action.help, action.option_strings
+        if not action.required and not isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                                                             argparse._StoreConstAction)):
+            assert "(default" in action.help, action.option_strings
+    assert {g.title for g in grade._action_groups} >= {"inputs", "sandbox and placement", "timing", "output and tuning"}
+    assert "exit codes:" in parser.format_help() and "130" in parser.format_help()

@@ -251,7 +251,7 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_report(tmp_path):
 
     straight = subprocess.run(_command(paths, tmp_path / "straight"), cwd=REPO, env=_env(), capture_output=True,
                               text=True, timeout=600)
-    assert straight.returncode == 0, straight.stdout[-3000:] + straight.stderr[-3000:]
+    assert straight.returncode == 1, straight.stdout[-3000:] + straight.stderr[-3000:]
     expected = json.loads((tmp_path / "straight" / "report.json").read_text())
     assert [t["status"] for t in expected["tasks"]] == ["ok", "quality_failed", "missing"]
 
@@ -280,7 +280,7 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_report(tmp_path):
 
     resumed = subprocess.run(_command(paths, run_dir), cwd=REPO, env=_env(), capture_output=True, text=True,
                              timeout=600)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert resumed.returncode == 1, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     doc = json.loads((run_dir / "report.json").read_text())
 
     assert _comparable(doc) == _comparable(expected)
