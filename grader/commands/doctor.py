@@ -44,6 +44,7 @@ def register(sub) -> None:
     cleanup = sub.add_parser("cleanup", help="remove containers and volumes left behind by killed runs")
     cleanup.add_argument("--all", action="store_true", help="also those of graders still running")
     cleanup.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    cleanup.add_argument("--run", default=None, help="only the containers and volumes of this run id (default: every run)")
     cleanup.set_defaults(func=run_cleanup)
 
 
@@ -198,7 +199,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 def run_cleanup(args: argparse.Namespace) -> int:
     from grader.isolation.docker import cleanup
 
-    removed = cleanup(all_owners=args.all, dry_run=args.dry_run)
+    removed = cleanup(all_owners=args.all, dry_run=args.dry_run, run=args.run)
     verb = "would remove" if args.dry_run else "removed"
     for item in removed:
         print(f"{verb} {item.kind} {item.name} ({item.id[:12]}): {item.reason}")

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 from pathlib import Path
 
 from grader.config import GradeConfig, IntegrityConfig, QualityConfig, TimingConfig, with_settings
-
 
 EXAMPLES = """examples:
   grader grade sub/ --tasks tasks/ --model-dir models/ --out runs/nightly --sandbox docker --device cuda
@@ -157,12 +155,7 @@ def check_sandbox(name: str, device: str) -> None:
     from grader.isolation import docker as docker_sandbox
 
     docker_sandbox.client()
-    image = docker_sandbox.image_info(gpu=device == "cuda")
-    if image.stale and os.environ.get(docker_sandbox.ALLOW_STALE_ENV) != "1":
-        from grader.errors import SandboxUnavailable
-
-        raise SandboxUnavailable(f"image {image.name} was built from other sandbox/ sources than this grader's: "
-                                 "rebuild it (`make image-cpu` or `make image`)")
+    docker_sandbox.usable_image(gpu=device == "cuda")
 
 
 def run_grade(args) -> int:

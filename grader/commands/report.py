@@ -55,12 +55,6 @@ def parse_tolerances(text: str) -> dict:
     return out
 
 
-def render_run(run_dir: Path) -> tuple[dict, list[str]]:
-    from grader.reports.outputs import render_run as render
-
-    return render(run_dir)
-
-
 def rescore_run(run_dir: Path, tolerances: dict, clip_model: Path | None = None) -> tuple[dict, list[str]]:
     """Re-gate the stored results of ``run_dir`` under ``tolerances`` and re-render everything."""
     from grader.record.rescore import rescore_run as regate
@@ -83,6 +77,8 @@ def _print_outcome(doc: dict, notes: list[str], run_dir: Path) -> None:
 
 
 def run_report(args) -> int:
+    from grader.reports.outputs import render_run
+
     doc, notes = render_run(args.run_dir)
     _print_outcome(doc, notes, args.run_dir)
     return 0

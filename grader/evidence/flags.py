@@ -11,16 +11,18 @@ Each has a kind:
 - ``advisory``: everything else; it leaves the status alone and points a reviewer at a line
   of evidence.
 
-Stages raise flags by name; :func:`describe` is how reports learn what a name means, and a
-test checks that every name the code raises is listed here.
+Stages raise flags by name; reports learn what a name means from :func:`flag_evidence`, and
+a test checks that every name the code raises is listed here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grader.runs.variant import VARIANTS
+
 TAMPER, GRADER, ADVISORY = "tamper", "grader", "advisory"
-VARIANT_PREFIXES = ("baseline", "gt")
+VARIANT_PREFIXES = tuple(v for v in VARIANTS if v != "experiment")  # the experiment's flags go bare
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,6 @@ def split_flag(flag: str, variants: dict | None = None) -> tuple[str, str]:
         if flag.startswith(name + "_") and (variants is None or name in variants) and flag[len(name) + 1:] in FLAGS:
             return name, flag[len(name) + 1:]
     return "experiment", flag
-
-
-def describe(flag: str) -> Flag | None:
-    """The catalogue entry of a task flag (variant prefix allowed), or None for an unknown name."""
-    return FLAGS.get(flag) or FLAGS.get(split_flag(flag)[1])
 
 
 def variant_flag(variant: str, flag: str) -> str:

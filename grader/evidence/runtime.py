@@ -11,8 +11,8 @@ on a loaded host also widens the gap, while a patched clock shifts every batch.
 from __future__ import annotations
 
 from grader.config import IntegrityConfig
-from grader.runs.variant import VariantRun
 from grader.runs.timing import BatchTime
+from grader.runs.variant import VariantRun
 
 
 def timer_disagreement(batches: list[BatchTime], tolerance: float) -> str | None:

@@ -3,5 +3,3 @@
 Takes the tasks to grade and the pipeline's grading function; gives each task's result back
 to the caller, who writes it.
 """
-
-EXECUTORS = ("local", "ray")

@@ -8,16 +8,15 @@ run folder) with silent callbacks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
 from grader.config import GradeConfig
+from grader.runs.supervisor import PhaseCallback, no_phases
 from grader.scores.result import TaskResult
 from grader.taskset.manifest import TaskEntry
 from grader.taskset.prompts import Schedule
-
-PhaseCallback = Callable[[str, str, str], None]
 
 
 def _silent_note(text: str) -> None:
@@ -25,7 +24,7 @@ def _silent_note(text: str) -> None:
 
 
 def _silent_phases(task_id: str) -> PhaseCallback:
-    return lambda variant, phase, detail="": None
+    return no_phases
 
 
 @dataclass
@@ -36,7 +35,7 @@ class TaskContext:
     schedule: Schedule
     run_dir: Path
     note: Callable[[str], None] = _silent_note
-    phases: Callable[[str], PhaseCallback] = field(default=_silent_phases)
+    phases: Callable[[str], PhaseCallback] = _silent_phases
 
 
 class GradeTask(Protocol):

@@ -16,9 +16,9 @@ from grader.executors.context import TaskContext
 from grader.runs.interleave import run_variants
 from grader.runs.placement import cpu_share, thread_share
 from grader.runs.script_mode import run_script
-from grader.runs.variant import VariantRun, VariantSpec
+from grader.runs.variant import VARIANTS, VariantRun, VariantSpec
 from grader.scores.result import TaskResult
-from grader.scores.task import VARIANTS, apply_quality, score_speedups
+from grader.scores.task import apply_quality, score_speedups
 from grader.taskset import submission
 from grader.taskset.manifest import InvalidEntry, TaskEntry
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from grader import schemas
 from grader.files import remove_partials
 from grader.record.folder import RESULT_FILE
+from grader.runs.variant import VARIANTS
 from grader.scores.result import TaskResult
-
-VARIANTS = ("baseline", "experiment", "gt")
 
 
 def validate_result(result: object) -> str | None:

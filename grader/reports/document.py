@@ -33,8 +33,7 @@ def id_order(prompt_id: str):
 def thresholds(options: dict) -> dict:
     """Every threshold a verdict depended on: the quality gate's, the integrity checks', timing's."""
     quality, timing = options.get("quality") or {}, options.get("timing") or {}
-    integrity = {f.name: getattr(IntegrityConfig(), f.name) for f in dataclasses.fields(IntegrityConfig)}
-    integrity.update(options.get("integrity") or {})
+    integrity = {**dataclasses.asdict(IntegrityConfig()), **(options.get("integrity") or {})}
     return {
         "clip_tolerance": quality.get("clip_tolerance"), "ssim_tolerance": quality.get("ssim_tolerance"),
         "psnr_tolerance_db": quality.get("psnr_tolerance_db"),

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from grader.evidence.flags import flag_evidence
+from grader.runs.variant import VARIANTS
 
-VARIANTS = ("baseline", "experiment", "gt")
 STATUS_COLORS = {"ok": "#2e7d32", "quality_failed": "#ef6c00", "missing": "#757575", "invalid_metrics": "#8d6e63",
                  "error": "#c62828", "timeout": "#6a1b9a", "oom": "#ad1457", "tampered": "#000000"}
 MAX_ROWS = 8        # image rows (prompt, seed) per task

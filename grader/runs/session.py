@@ -22,8 +22,8 @@ import numpy as np
 from grader import schemas
 from grader.errors import ProtocolViolation, SchemaViolation, WorkerCrashed, WorkerOOM, WorkerTimeout
 from grader.isolation import RunningProcess
-from grader.runs.variant import VariantRun
 from grader.runs.timing import BatchTime
+from grader.runs.variant import VariantRun
 from grader.taskset.prompts import Batch
 from sandbox.protocol import Channel, ChannelClosed
 

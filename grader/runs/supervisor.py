@@ -23,8 +23,8 @@ from grader.errors import WorkerError, WorkerTimeout
 from grader.images import load_images, psnr
 from grader.isolation import ExecResult, Limits, Mount, RunningProcess, SandboxSpec, get
 from grader.runs.session import WorkerSession, exchange_batch
-from grader.runs.variant import THREAD_VARS, VariantRun, VariantSpec
 from grader.runs.timing import converged, summarize
+from grader.runs.variant import THREAD_VARS, VariantRun, VariantSpec
 from grader.taskset.prompts import Batch, Schedule
 from sandbox.protocol import Channel
 from sandbox.worker import CONFIG_FILE

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from grader.runs.timing import BatchTime, TimingStats
 
+# The three variants of a task, in the order reports list them.
+VARIANTS = ("baseline", "experiment", "gt")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 

@@ -14,12 +14,11 @@ from pathlib import Path
 from grader.config import IntegrityConfig, QualityConfig
 from grader.evidence.flags import TAMPER_FLAGS
 from grader.images import load_images
-from grader.runs.variant import VariantRun
+from grader.runs.variant import VARIANTS, VariantRun
 from grader.scores.aggregate import discrepancy
 from grader.scores.result import TaskResult
 from grader.scores.speedup import paired_speedup, speedup
 
-VARIANTS = ("baseline", "experiment", "gt")
 REGATED_STATUSES = ("ok", "quality_failed", "tampered")
 
 

@@ -24,8 +24,8 @@ import pytest
 from support import prompt_file, small_timing, task_set, write
 
 from grader.config import GradeConfig, QualityConfig
-from grader.pipeline.run import grade
 from grader.evidence.flags import TAMPER_FLAGS
+from grader.pipeline.run import grade
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 

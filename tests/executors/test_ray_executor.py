@@ -16,8 +16,8 @@ from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 
 from grader.config import GradeConfig
 from grader.errors import ConfigError
-from grader.pipeline.run import grade
 from grader.evidence.flags import split_flag
+from grader.pipeline.run import grade
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow

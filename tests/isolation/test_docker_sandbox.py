@@ -54,7 +54,7 @@ def spec_for(root: Path, **kw) -> SandboxSpec:
 @pytest.fixture
 def fake_image(monkeypatch):
     info = dsb.ImageInfo(name="sd-grader-sandbox:cpu", id="sha256:" + "ab" * 32, digest="sha256:" + "ab" * 32)
-    monkeypatch.setattr(provider, "image_info", lambda name=None, gpu=False: info)
+    monkeypatch.setattr(image, "image_info", lambda name=None, gpu=False: info)  # looked up by usable_image
     return info
 
 
@@ -392,10 +392,11 @@ def test_cleanup_removes_what_dead_graders_left(dirs):
         dry = subprocess.run([sys.executable, "-m", "grader.cli", "cleanup", "--dry-run"], capture_output=True,
                              text=True, cwd=ROOT)
         assert dry.returncode == 0 and orphan[:12] in dry.stdout and mine[:12] not in dry.stdout
-        removed = {item.id for item in dsb.cleanup()}
+        removed = {item.id for item in dsb.cleanup(run="cleanup-test")}
         assert orphan in removed and mine not in removed
         assert {c["Id"] for c in cl.api.containers(all=True, filters={"label": "sd-grader.run=cleanup-test"})} == {mine}
-        assert mine in {item.id for item in dsb.cleanup(all_owners=True)}
+        # --all scoped to this test's run: other gradings on this engine (a concurrent CI) are left alone
+        assert {item.id for item in dsb.cleanup(all_owners=True, run="cleanup-test")} == {mine}
     finally:
         for cid in (orphan, mine):
             try:

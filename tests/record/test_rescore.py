@@ -11,11 +11,12 @@ import pytest
 from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 
 from grader import cli
-from grader.commands.report import parse_tolerances, render_run, rescore_run
+from grader.commands.report import parse_tolerances, rescore_run
 from grader.config import GradeConfig, QualityConfig
 from grader.errors import ConfigError
-from grader.pipeline.run import grade
 from grader.files import atomic_write_json
+from grader.pipeline.run import grade
+from grader.reports.outputs import render_run
 
 # Close to the baseline: the same seeded noise, nudged a little (SSIM a bit below 1).
 NEAR = sleepy(0.015).replace(

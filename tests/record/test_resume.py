@@ -17,13 +17,13 @@ from support import metrics, prompt_file, sleepy, small_timing, task_set, write
 from grader import __version__
 from grader.config import GradeConfig, QualityConfig
 from grader.errors import ConfigError
-from grader.pipeline.run import grade
 from grader.files import atomic_write_json
+from grader.pipeline.run import grade
 from grader.record.folder import RESULT_FILE, RunLock
 from grader.record.keys import quality_key, task_key
 from grader.record.stored import trusted_result
-from grader.taskset.submission import task_files
 from grader.taskset.manifest import TaskSet
+from grader.taskset.submission import task_files
 
 REPO = Path(__file__).resolve().parents[2]
 # Honest but bad: seeded, deterministic images that are simply not the baseline's.

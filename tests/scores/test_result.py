@@ -10,9 +10,9 @@ import pytest
 
 from grader import schemas
 from grader.pipeline.task import invalid_entry_result
+from grader.runs.timing import BatchTime, summarize
 from grader.runs.variant import VariantRun
 from grader.scores.result import CORE_KEYS, TaskResult
-from grader.runs.timing import BatchTime, summarize
 from grader.taskset.manifest import InvalidEntry, TaskEntry, TaskKey
 
 TASK = TaskEntry(prompt_id="7", task_key=TaskKey("SD1.5", "DDIM", 10), original_filename="x.py", speedup=1.5,

@@ -12,6 +12,7 @@ from grader.isolation.docker.image import (
     default_image_name,
     image_info,
     sandbox_hash,
+    usable_image,
 )
 from grader.isolation.docker.leftovers import Leftover, cleanup
 from grader.isolation.docker.monitor import cgroup_cpu_seconds
@@ -21,5 +22,5 @@ from grader.isolation.docker.provider import SANDBOX_UID, DockerSandbox
 __all__ = [
     "ALLOW_STALE_ENV", "CPU_IMAGE", "GPU_IMAGE", "IMAGE_ENV", "IMPORT_ERROR", "SANDBOX_UID", "DockerExecResult",
     "DockerProcess", "DockerSandbox", "ImageInfo", "Leftover", "cgroup_cpu_seconds", "cleanup", "client",
-    "default_image_name", "image_info", "reset_client", "sandbox_hash",
+    "default_image_name", "image_info", "reset_client", "sandbox_hash", "usable_image",
 ]

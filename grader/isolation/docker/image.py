@@ -67,3 +67,16 @@ def image_info(name: str | None = None, gpu: bool = False) -> ImageInfo:
         f"no sandbox image {' or '.join(candidates)}: build it with `make image-cpu` (CPU) or "
         "`make image` (GPU), or name one with GRADER_IMAGE"
     ) from last
+
+
+def usable_image(name: str | None = None, gpu: bool = False) -> ImageInfo:
+    """:func:`image_info`, refusing a stale image (its worker may speak another protocol)
+    unless :data:`ALLOW_STALE_ENV` is ``1``."""
+    image = image_info(name, gpu=gpu)
+    if image.stale and os.environ.get(ALLOW_STALE_ENV) != "1":
+        raise SandboxUnavailable(
+            f"image {image.name} was built from other sandbox/ sources than this grader's, so its "
+            "worker may speak another protocol: rebuild it (`make image-cpu` or `make image`), or set "
+            f"{ALLOW_STALE_ENV}=1 to use it anyway"
+        )
+    return image

@@ -22,17 +22,19 @@ class Leftover:
     reason: str
 
 
-def cleanup(all_owners: bool = False, dry_run: bool = False) -> list[Leftover]:
+def cleanup(all_owners: bool = False, dry_run: bool = False, run: str | None = None) -> list[Leftover]:
     """Remove containers and volumes labelled ``sd-grader.managed=1`` whose grader is gone.
 
-    With ``all_owners`` also those of graders still running (and of other hosts).
-    Returns what was (or, with ``dry_run``, would be) removed.
+    With ``all_owners`` also those of graders still running (and of other hosts); with
+    ``run`` only those labelled ``sd-grader.run=<run>``, so one run's cleanup cannot touch
+    another grading on the same engine. Returns what was (or, with ``dry_run``, would be) removed.
     """
     cl = client()
     removed: list[Leftover] = []
+    label = [f"{MANAGED_LABEL}=1"] + ([f"{RUN_LABEL}={run}"] if run is not None else [])
     try:
-        containers = cl.api.containers(all=True, filters={"label": f"{MANAGED_LABEL}=1"})
-        volumes = (cl.api.volumes(filters={"label": f"{MANAGED_LABEL}=1"}) or {}).get("Volumes") or []
+        containers = cl.api.containers(all=True, filters={"label": label})
+        volumes = (cl.api.volumes(filters={"label": label}) or {}).get("Volumes") or []
     except Exception as exc:  # noqa: BLE001
         raise translate("list", exc) from exc
     for c in containers:

@@ -31,10 +31,10 @@ from typing import Any, ClassVar, Sequence
 
 import psutil
 
-from grader.errors import SandboxInfraError, SandboxUnavailable
+from grader.errors import SandboxInfraError
 from grader.isolation.contract import Sandbox, SandboxSpec, register
 from grader.isolation.docker.engine import client, docker_py, infra_call
-from grader.isolation.docker.image import ALLOW_STALE_ENV, image_info
+from grader.isolation.docker.image import usable_image
 from grader.isolation.docker.process import DockerProcess
 from grader.isolation.docker.reaper import LABEL_PREFIX, MANAGED_LABEL, RUN_LABEL, ensure_reaper, owner_labels
 
@@ -68,13 +68,7 @@ class DockerSandbox(Sandbox):
                 raise SandboxInfraError(f"mount {name!r}: {mount.host_path} does not exist")
         # A run on cuda without a pinned GPU still needs one: it gets "any one GPU" (count=1).
         self.wants_gpu = spec.gpu is not None or str(spec.env.get("GRADER_DEVICE", "")).startswith("cuda")
-        self.image = image_info(image, gpu=self.wants_gpu)
-        if self.image.stale and os.environ.get(ALLOW_STALE_ENV) != "1":
-            raise SandboxUnavailable(
-                f"image {self.image.name} was built from other sandbox/ sources than this grader's, so its "
-                "worker may speak another protocol: rebuild it (`make image-cpu` or `make image`), or set "
-                f"{ALLOW_STALE_ENV}=1 to use it anyway"
-            )
+        self.image = usable_image(image, gpu=self.wants_gpu)
         if os.geteuid() == 0:
             self.uid = self.gid = SANDBOX_UID
         else:  # run as the grader's own (non-root) uid: it then owns, reads and deletes what runs write
