@@ -5,6 +5,11 @@ timing decisions, other variants, reference images or scores: the supervisor sen
 ``batch`` requests (prompts, seed, steps), the worker writes each image as a
 ``.npy`` array into the folder it is told and answers. The supervisor's clock is the
 trusted one; the worker's own synchronize-bracketed time is only a cross-check.
+
+Before a batch is timed the supervisor may ask ``quiet``: wait (untimed) until no other
+process's work is left on the GPU, so that work another variant queued before it was
+frozen does not slow this one (:func:`wait_quiet`). The answer is this process's word,
+so it is a way to wait, not evidence; the grader's own NVML telemetry is the check.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import importlib.util
 import inspect
 import json
+import math
 import os
 import platform
 import sys
@@ -23,6 +29,21 @@ from pathlib import Path
 from sandbox.protocol import Channel, ChannelClosed
 
 CONFIG_FILE = "worker_config.json"
+
+# The quiet probe: a 1-element add on a side stream, timed from launch to that stream's
+# synchronize, probes back to back. On an idle H200 one takes ~15 us (max 0.08 ms, and
+# ~0.25 ms for the first after a long idle). When another process's CUDA context has work
+# queued, the GPU time-slices between contexts and each probe waits out the other's slice:
+# ~2.4 ms, measured. Hence QUIET_LATENCY_MS between the two. Back to back matters: with a
+# 2 ms pause between probes the contended ones took only ~0.3 ms (the other context had
+# used up its slice), too close to idle. Quiet is QUIET_PROBES in a row under the threshold
+# that together span QUIET_SPAN_SECONDS: a process that syncs between short bursts leaves
+# gaps of tens of microseconds where a few probes run fast (up to 3 in a row were seen),
+# never 10 ms of them.
+QUIET_LATENCY_MS = 0.5
+QUIET_PROBES = 3
+QUIET_SPAN_SECONDS = 0.01
+MAX_QUIET_SECONDS = 3600.0    # the most a quiet request may ask for
 
 
 def _versions() -> dict:
@@ -51,6 +72,69 @@ def _capture_sync() -> None:
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         _DEVICE_SYNC()
+
+
+_PROBE: dict = {}
+
+
+def _probe_latency_ms() -> float:
+    """Launch-to-completion milliseconds of a tiny kernel on a side stream of this process.
+
+    Wall clock around launch and the stream's synchronize, not CUDA events: events are
+    stamped on the GPU when reached, so a context switched out before the first one would
+    time the kernel alone and miss the wait. The stream and tensor are made on first use,
+    so the CUDA context is not created before the module's own import and load.
+    """
+    import torch
+
+    if not _PROBE:
+        _PROBE["stream"] = torch.cuda.Stream()
+        with torch.cuda.stream(_PROBE["stream"]):
+            _PROBE["x"] = torch.zeros(1, device="cuda")
+        _PROBE["stream"].synchronize()
+    stream, x = _PROBE["stream"], _PROBE["x"]
+    with torch.cuda.stream(stream):
+        t0 = time.perf_counter()
+        x.add_(1.0)
+        stream.synchronize()
+        return (time.perf_counter() - t0) * 1000.0
+
+
+def wait_quiet(max_seconds: float) -> dict:
+    """Probe until the GPU is quiet (see :data:`QUIET_LATENCY_MS`) or ``max_seconds`` pass.
+
+    At least one probe is made. The answer is the ``quiet`` message; its ``waited_seconds``
+    leave out the synchronize before (the caller adds it).
+    """
+    t0 = time.monotonic()
+    probes = streak = 0
+    latency, streak_began = None, t0
+    quiet = False
+    while not quiet:
+        began = time.monotonic()
+        latency = _probe_latency_ms()
+        probes += 1
+        if latency < QUIET_LATENCY_MS:
+            streak_began = began if streak == 0 else streak_began
+            streak += 1
+        else:
+            streak = 0
+        now = time.monotonic()
+        quiet = streak >= QUIET_PROBES and now - streak_began >= QUIET_SPAN_SECONDS
+        if now - t0 >= max_seconds:
+            break
+    return {"type": "quiet", "waited_seconds": time.monotonic() - t0, "probes": probes, "quiet": quiet,
+            "last_latency_ms": latency}
+
+
+def quiet_seconds(request: dict) -> float | None:
+    """``max_seconds`` of a well-formed quiet request, else None."""
+    value = request.get("max_seconds")
+    if set(request) != {"op", "max_seconds"} or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value) or not 0 <= value <= MAX_QUIET_SECONDS:
+        return None
+    return float(value)
 
 
 def _error(kind: str, exc: BaseException) -> dict:
@@ -162,12 +246,35 @@ class Worker:
         return {"type": "batch_done", "index": request["index"], "n_images": len(images),
                 "worker_seconds": worker_seconds, "files": files}
 
+    def quiet(self, max_seconds: float) -> dict:
+        """Wait for the GPU to have no other process's work; on a CPU device, answer at once."""
+        if not self.device.startswith("cuda"):
+            return {"type": "quiet", "waited_seconds": 0.0, "probes": 0, "quiet": True, "last_latency_ms": None}
+        t0 = time.monotonic()
+        _sync(self.device)  # this worker's own leftovers finish first: they are not another's work
+        synced = time.monotonic() - t0
+        answer = wait_quiet(max(max_seconds - synced, 0.0))
+        answer["waited_seconds"] += synced
+        return answer
+
     def serve(self) -> int:
         while True:
             request = self.channel.recv()
             if request is None or request.get("op") == "stop":
                 self.channel.send({"type": "bye"})
                 return 0
+            if request.get("op") == "quiet":
+                max_seconds = quiet_seconds(request)
+                if max_seconds is None:
+                    self.channel.send({"type": "error", "kind": "protocol", "traceback": "",
+                                       "message": f"malformed quiet request {json.dumps(request)[:200]}"})
+                    return 4
+                try:
+                    self.channel.send(self.quiet(max_seconds))
+                except BaseException as exc:  # noqa: BLE001 - a broken CUDA context, say
+                    self.channel.send(_error("runtime_error", exc))
+                    return 3
+                continue
             if request.get("op") != "batch":
                 self.channel.send({"type": "error", "kind": "protocol", "message": f"unknown op {request.get('op')!r}", "traceback": ""})
                 return 4

@@ -14,12 +14,23 @@ slower from moment to moment with no steal time reported, and a launch-bound pip
 :data:`HOST_CPU_CONTENDED`). It is evidence for reading wide intervals, not a flag:
 on the lent H200 machines every run showed 1.6-1.8x, and GPU-bound batch-8 speedups
 were right regardless (docs/benchmarks.md).
+
+Each sample also reads NVML's per-process utilization, kept as ``(pid, wall-clock
+seconds, SM %)`` rows: which process used the GPU when. :func:`gpu_users` answers, for a
+timed window, whether processes that should have been idle (frozen variants) ran on the
+GPU inside it. NVML's sample period is 1/6 s to 1 s by product (~0.2 s on the H200) and
+each call returns one sample per process, its latest: at a 0.25 s interval some periods
+are never seen, so work shorter than a period can be missed. On the H200 the first
+sample of a new process twice carried a time from before the process existed: pids are
+only to be asked about after their start.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable
 
 # nvmlClocksEventReason* bits that mean "slowed down", not "idle" or "set by the user".
 _REASONS = {
@@ -32,6 +43,10 @@ _REASONS = {
 
 
 HOST_CPU_CONTENDED = 1.3  # p90 / p10 of the host probe above which ``host_cpu.contended``
+
+MAX_PROCESS_ROWS = 20000  # per-process rows kept, the oldest dropped first: ~20 min of 4 busy processes
+# NVML errors that mean "this driver or GPU never answers per-process utilization": stop asking.
+_PROCESS_UNSUPPORTED = ("NVMLError_NotSupported", "NVMLError_FunctionNotFound", "NVMLError_NoPermission")
 
 
 def host_probe_ms(n: int = 5000) -> float:
@@ -67,6 +82,10 @@ class GpuSampler:
         self.index, self.interval = index, interval
         self.nvml = _nvml()
         self.samples: list[dict] = []
+        self._rows: deque[tuple[int, float, int]] = deque(maxlen=MAX_PROCESS_ROWS)
+        self._rows_lock = threading.Lock()
+        self._last_seen_us = 0        # NVML's lastSeenTimeStamp: only newer samples are returned
+        self._per_process = True      # False once the driver says it cannot
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.handle = None
@@ -96,7 +115,39 @@ class GpuSampler:
                 out[key] = fn()
             except Exception:  # noqa: BLE001 - a field a driver does not report
                 out[key] = None
+        self.sample_processes()
         return out
+
+    def sample_processes(self) -> None:
+        """Keep the per-process SM samples NVML took since the last call; nothing where unsupported."""
+        if self.nvml is None or not self._per_process:
+            return
+        try:
+            found = self.nvml.nvmlDeviceGetProcessUtilization(self.handle, self._last_seen_us)
+        except Exception as exc:  # noqa: BLE001 - NotFound: no sample since then; anything else: none now
+            if type(exc).__name__ in _PROCESS_UNSUPPORTED:
+                self._per_process = False
+            return
+        rows = []
+        try:
+            for sample in found:
+                stamp = int(sample.timeStamp)
+                self._last_seen_us = max(self._last_seen_us, stamp)
+                if int(sample.smUtil) > 0:
+                    rows.append((int(sample.pid), stamp / 1e6, int(sample.smUtil)))
+        except (AttributeError, TypeError, ValueError):  # a sample not shaped as documented
+            pass
+        with self._rows_lock:
+            self._rows.extend(rows)
+
+    def process_rows(self) -> list[tuple[int, float, int]]:
+        """The kept ``(pid, time.time() seconds, SM %)`` rows, oldest first (a copy)."""
+        with self._rows_lock:
+            return list(self._rows)
+
+    def gpu_users(self, window: tuple[float, float], pids: set[int], margin: float) -> list[dict]:
+        """:func:`gpu_users` over the rows kept so far; safe to call while the sampler runs."""
+        return gpu_users(self.process_rows(), window, pids, margin)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -129,6 +180,32 @@ class GpuSampler:
             except Exception:  # noqa: BLE001
                 info[key] = None
         return info
+
+
+def gpu_users(samples: Iterable[tuple[int, float, int]], window: tuple[float, float], pids: set[int],
+              margin: float) -> list[dict]:
+    """Which of ``pids`` used the GPU's SMs in ``window`` (``time.time()`` seconds), busiest first.
+
+    ``samples`` are ``(pid, seconds, sm_util)`` rows. A row counts when its time lies in
+    ``[start + margin, end]``: NVML stamps a sample at the end of the period it covers, so a
+    row just after ``start`` can hold work done before it; ``margin`` leaves those out. Each
+    user is ``{"pid", "max_sm_util", "samples", "first", "last"}`` (first and last: the
+    times of its first and last counted row).
+    """
+    start, end = window
+    low = start + margin
+    users: dict[int, dict] = {}
+    for pid, stamp, sm in samples:
+        if pid not in pids or not low <= stamp <= end or sm <= 0:
+            continue
+        user = users.get(pid)
+        if user is None:
+            users[pid] = {"pid": pid, "max_sm_util": sm, "samples": 1, "first": stamp, "last": stamp}
+            continue
+        user["max_sm_util"] = max(user["max_sm_util"], sm)
+        user["samples"] += 1
+        user["first"], user["last"] = min(user["first"], stamp), max(user["last"], stamp)
+    return sorted(users.values(), key=lambda u: (-u["max_sm_util"], u["pid"]))
 
 
 def summarize(samples: list[dict], device: dict | None = None) -> dict:
