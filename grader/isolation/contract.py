@@ -77,15 +77,43 @@ class RunningProcess(abc.ABC):
 
     @abc.abstractmethod
     def wait(self, timeout: float) -> ExecResult:
-        """Wait up to ``timeout`` seconds, kill everything on expiry, return the result."""
+        """Wait up to ``timeout`` seconds, kill everything on expiry, return the result.
+
+        A frozen run is thawed first: it would otherwise sit frozen until the timeout."""
 
     @abc.abstractmethod
     def kill(self) -> None:
-        """Kill the command and everything it started. Idempotent."""
+        """Kill the command and everything it started, frozen or not. Idempotent."""
 
     def cpu_seconds(self) -> float | None:
         """CPU time used so far by the command and its descendants; None if unknown."""
         return None
+
+    # Freezing: the supervisor times one variant at a time and freezes the others, so that a
+    # variant not being timed can neither burn CPU nor queue work that slows the timed one.
+    _frozen: bool = False
+
+    def freeze(self) -> bool:
+        """Stop every process of the run so that none gets CPU until :meth:`thaw`.
+
+        Idempotent. True when the provider froze the run; False when it cannot (this default,
+        or a run that has already exited: never raises for that). Check ``cpu_seconds`` to see
+        that a frozen run stayed idle.
+        """
+        return False
+
+    def thaw(self) -> None:
+        """Undo :meth:`freeze`. Idempotent; a no-op when not frozen or exited."""
+
+    @property
+    def frozen(self) -> bool:
+        """Whether :meth:`freeze` stopped the run and no :meth:`thaw`, ``kill`` or ``wait`` undid it."""
+        return self._frozen
+
+    def pids(self) -> list[int]:
+        """Host pids of the run's live processes (to attribute NVML per-process GPU samples);
+        empty when unknown."""
+        return []
 
 
 class Sandbox(abc.ABC):

@@ -10,8 +10,10 @@ Two modes, chosen per ``start``:
 - **real**: with nothing queued the command runs as a plain subprocess through the local
   provider, with its semantics (and its lack of isolation).
 
-Every ``start`` is recorded in :attr:`FakeSandbox.calls` as ``(argv, spec)``. State is
-class-wide: call :meth:`FakeSandbox.reset` between tests (the ``fake_sandbox`` fixture does).
+Every ``start`` is recorded in :attr:`FakeSandbox.calls` as ``(argv, spec)``, and every
+``freeze``/``thaw`` of a scripted process in its ``freeze_calls`` (freeze returns True, ``pids``
+is empty). State is class-wide: call :meth:`FakeSandbox.reset` between tests (the
+``fake_sandbox`` fixture does).
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ class FakeProcess(RunningProcess):
         self.delay = delay
         self._killed = threading.Event()
         self._result: ExecResult | None = None
+        self.freeze_calls: list[str] = []  # "freeze" / "thaw", in order
+
+    def freeze(self) -> bool:
+        self.freeze_calls.append("freeze")
+        self._frozen = True
+        return True
+
+    def thaw(self) -> None:
+        self.freeze_calls.append("thaw")
+        self._frozen = False
 
     def _done(self) -> bool:
         return self._killed.is_set() or time.monotonic() - self.started >= self.delay
@@ -53,10 +65,12 @@ class FakeProcess(RunningProcess):
         return self._resolve().returncode
 
     def kill(self) -> None:
+        self._frozen = False
         if not self._done():
             self._killed.set()
 
     def wait(self, timeout: float) -> ExecResult:
+        self._frozen = False
         remaining = self.delay - (time.monotonic() - self.started)
         if not self._killed.is_set() and remaining > max(timeout, 0):
             self._killed.wait(max(timeout, 0))

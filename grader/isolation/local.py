@@ -5,7 +5,8 @@ session and process group with a scrubbed environment; the timeout kills the who
 group and every process that still carries the run's token in its environment (so a
 child that called ``setsid`` or double-forked dies too); stdout and stderr are read
 through pipes and capped in memory, so a flood cannot fill the disk or the grader's
-memory. What it cannot do is listed in ``known_differences``.
+memory. ``freeze`` stops the same set of processes, plus the root's descendants, with
+SIGSTOP (``thaw``: SIGCONT). What it cannot do is listed in ``known_differences``.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class LocalProcess(RunningProcess):
         self._cpu_lock = threading.Lock()
         self._cpu_last: dict[tuple[int, float], tuple[float, float, int]] = {}  # (pid, start) -> (own, children, ppid)
         self._cpu_gone = 0.0
+        self._freeze_lock = threading.RLock()
+        self._stopped: dict[int, psutil.Process] = {}  # what freeze sent SIGSTOP, for thaw and kill
 
     def poll(self) -> int | None:
         return self.popen.poll()
@@ -144,18 +147,86 @@ class LocalProcess(RunningProcess):
             self._cpu_last = seen
             return self._cpu_gone + sum(own + children for own, children, _ in seen.values())
 
-    def kill(self) -> None:
-        self._killed = True
+    def _run_procs(self) -> dict[int, psutil.Process]:
+        """The root (until reaped), its descendants, the token carriers and their descendants."""
+        procs: dict[int, psutil.Process] = {}
+        roots = [] if self.popen.returncode is not None else [self.popen.pid]
+        for pid in [*roots, *token_pids(self.token)]:
+            if pid in procs:
+                continue
+            try:
+                proc = psutil.Process(pid)
+                procs.update((p.pid, p) for p in (proc, *proc.children(recursive=True)))
+            except psutil.Error:
+                continue
+        return procs
+
+    def _signal_group(self, signum: int) -> bool:
         try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            os.killpg(self.popen.pid, signum)
+            return True
         except (ProcessLookupError, PermissionError):
-            pass
+            return False
+
+    def freeze(self) -> bool:
+        """SIGSTOP the process group, then every token carrier and descendant outside it.
+
+        The enumeration is repeated until it finds nothing new (at most 5 passes), so a child
+        forked by a process not yet stopped in one pass is caught by the next.
+        """
+        with self._freeze_lock:
+            if self._frozen:
+                return True
+            stopped = self._signal_group(signal.SIGSTOP)
+            for _ in range(5):
+                new = {pid: p for pid, p in self._run_procs().items() if pid not in self._stopped}
+                for pid, proc in new.items():
+                    try:
+                        proc.send_signal(signal.SIGSTOP)
+                        self._stopped[pid] = proc
+                    except psutil.Error:
+                        continue
+                if not new:
+                    break
+            self._frozen = stopped or bool(self._stopped)
+            return self._frozen
+
+    def thaw(self) -> None:
+        with self._freeze_lock:
+            if not self._frozen:
+                return
+            self._signal_group(signal.SIGCONT)
+            for proc in {**self._stopped, **self._run_procs()}.values():
+                try:
+                    proc.send_signal(signal.SIGCONT)
+                except psutil.Error:
+                    continue
+            self._stopped.clear()
+            self._frozen = False
+
+    def pids(self) -> list[int]:
+        return sorted(self._run_procs())
+
+    def kill(self) -> None:
+        """SIGKILL the group and the token carriers (SIGKILL ends stopped processes too), and
+        whatever :meth:`freeze` stopped, so that nothing is left stopped for good."""
+        self._killed = True
+        self._signal_group(signal.SIGKILL)
         for _ in range(3):
             if not kill_by_token(self.token):
                 break
             time.sleep(0.05)
+        with self._freeze_lock:
+            for proc in self._stopped.values():
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    continue
+            self._stopped.clear()
+            self._frozen = False
 
     def wait(self, timeout: float) -> ExecResult:
+        self.thaw()
         timed_out = False
         try:
             self.popen.wait(timeout=max(timeout, 0))

@@ -5,7 +5,8 @@ work folder's size is measured here (:func:`work_usage`) and the provider's watc
 run that outgrows ``Limits.work_dir_bytes``; a fork refused by the pids limit leaves no trace
 in the run's output, so the container's pids cgroup is read (:func:`pids_events_path`,
 :func:`read_pids_max`) and the refusal reported. :func:`cgroup_cpu_seconds` reads a container's
-CPU time from the host's cgroup files, since the stats API takes about a second per call.
+CPU time from the host's cgroup files, since the stats API takes about a second per call, and
+:func:`cgroup_pids` the host pids of its processes.
 Standard library only, no daemon calls: every function here is cheap and cannot fail a run.
 """
 
@@ -95,4 +96,28 @@ def cgroup_cpu_seconds(proc_cgroup: str, root: Path = Path("/sys/fs/cgroup")) ->
                     return int((root / mount / path / "cpuacct.usage").read_text()) / 1e9
                 except (OSError, ValueError):
                     continue
+    return None
+
+
+def cgroup_pids(proc_cgroup: str, member: int, root: Path = Path("/sys/fs/cgroup")) -> list[int] | None:
+    """Host pids in the cgroup named in a ``/proc/PID/cgroup`` text (``cgroup.procs``): v2 (at the
+    root or under ``unified/``) or any v1 hierarchy. A file is trusted only if it lists ``member``
+    (the PID whose text it is) and is not a root cgroup (all the host's processes); None otherwise."""
+    for line in proc_cgroup.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        path = path.strip("/")
+        if not path:
+            continue
+        if hierarchy == "0" and not controllers:
+            bases = (root, root / "unified")
+        else:
+            bases = (root / controllers.removeprefix("name="),)
+        for base in bases:
+            try:
+                pids = [int(row) for row in (base / path / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            if member in pids:
+                return pids
     return None

@@ -6,12 +6,16 @@ head + tail capped (:class:`CappedOutput`, the local provider's rule); the daemo
 enforces the work folder's size cap and reads the pids cgroup (see :mod:`.monitor`). The
 wall-clock timeout kills the container, and it is removed (``force=True``) in ``finally``
 whatever happened. Every live container is also in a registry that ``atexit`` empties, for a
-grader that exits without calling ``wait``; the reaper covers one that is killed.
+grader that exits without calling ``wait``; the reaper covers one that is killed. ``freeze`` is
+``docker pause`` (the cgroup freezer: every process of the container, daemons included); ``wait``
+unpauses first, ``kill`` after its SIGKILL (before it on an engine that refuses to kill a paused
+container), and removal copes with an engine that refuses to remove one.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ from grader.isolation.docker.monitor import (
     MAX_WORK_ENTRIES,
     WATCH_INTERVAL,
     cgroup_cpu_seconds,
+    cgroup_pids,
     pids_events_path,
     read_pids_max,
     work_usage,
@@ -95,6 +100,7 @@ class DockerProcess(RunningProcess):
         self._removed = False
         self._result: DockerExecResult | None = None
         self._lock = threading.Lock()
+        self._freeze_lock = threading.RLock()
         with _live_lock:
             _live[self.id] = self
         self._reader = threading.Thread(target=self._read_output, name=f"docker-out-{self.id[:12]}", daemon=True)
@@ -155,6 +161,64 @@ class DockerProcess(RunningProcess):
         except Exception:  # noqa: BLE001 - no CPU accounting available
             return None
 
+    def pids(self) -> list[int]:
+        """Host pids in the container's cgroup (``cgroup.procs``); ``[init pid]`` if unreadable."""
+        if self._exit_event.is_set() or self._removed:
+            return []
+        try:
+            pid = self._host_pid()
+        except Exception:  # noqa: BLE001 - gone, or the daemon does not answer: nothing to attribute
+            return []
+        if not pid:
+            return []
+        try:
+            found = cgroup_pids(Path(f"/proc/{pid}/cgroup").read_text(), pid)
+        except OSError:
+            found = None
+        return sorted(found) if found else [pid]
+
+    def _pause_call(self, unpause: bool) -> bool:
+        """``docker pause`` / ``unpause``; True when the container is (un)paused afterwards, False
+        when it is gone or not running (or, for unpause, not paused). Other errors: translated."""
+        cl = client()
+
+        def call() -> bool:
+            try:
+                (cl.api.unpause if unpause else cl.api.pause)(self.id)
+                return True
+            except docker_py.errors.NotFound:
+                return False
+            except docker_py.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: not running, already paused, not paused
+                    raise
+                return not unpause and "already paused" in str(exc)
+
+        done, retries = infra_call("unpause" if unpause else "pause", call)
+        self.retries += retries
+        return done
+
+    def freeze(self) -> bool:
+        """``docker pause``: the cgroup freezer stops every process of the container, daemons too."""
+        with self._freeze_lock:
+            if self._frozen:
+                return True
+            if self._exit_event.is_set() or self._removed:
+                return False
+            self._frozen = self._pause_call(unpause=False)
+            return self._frozen
+
+    def thaw(self) -> None:
+        with self._freeze_lock:
+            if not self._frozen:
+                return
+            if not self._removed:
+                self._pause_call(unpause=True)
+            self._frozen = False
+
+    def _thaw_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # on the way to kill or remove, which end it anyway
+            self.thaw()
+
     def _watch(self) -> None:
         limits = self.spec.limits
         work = self.spec.mounts["work"].host_path
@@ -188,13 +252,15 @@ class DockerProcess(RunningProcess):
 
     def _remove(self) -> int:
         """Remove the container (force); returns retries. Idempotent."""
+        if self._frozen and not self._removed:
+            self.kill()  # kill, then unpause: some engines refuse to remove a paused container
         with self._lock:
             if self._removed:
                 return 0
             self._removed = True
         cl = client()
 
-        def remove() -> None:
+        def remove(unpaused: bool = False) -> None:
             try:
                 cl.api.remove_container(self.id, force=True, v=True)
             except docker_py.errors.NotFound:
@@ -202,6 +268,10 @@ class DockerProcess(RunningProcess):
             except docker_py.errors.APIError as exc:
                 if exc.status_code == 409 and "already in progress" in str(exc):
                     return
+                if exc.status_code == 409 and "paused" in str(exc).lower() and not unpaused:
+                    with contextlib.suppress(Exception):  # an engine that will not remove a paused container
+                        cl.api.unpause(self.id)
+                    return remove(unpaused=True)
                 raise
 
         try:
@@ -226,8 +296,12 @@ class DockerProcess(RunningProcess):
         return normalize(self._exit_code if not self._gone else 137)[0]
 
     def kill(self) -> None:
+        """SIGKILL the container. A paused one is unpaused after the signal, so that it runs none
+        of its own code again; an engine that refuses to kill a paused container gets the unpause
+        first."""
         self._killed_by_us = True
         if self._exit_event.is_set() or self._removed:
+            self._frozen = False
             return
         cl = client()
 
@@ -237,18 +311,23 @@ class DockerProcess(RunningProcess):
             except docker_py.errors.NotFound:
                 pass
             except docker_py.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: not running any more
+                if exc.status_code != 409:  # 409: not running any more (or, on some engines, paused)
                     raise
+                if "paused" in str(exc).lower() and self._frozen:
+                    self._thaw_quietly()
+                    kill()
 
         try:
             _, retries = infra_call("kill", kill)
             self.retries += retries
         except Exception:  # noqa: BLE001 - remove(force=True) follows and kills as well
             pass
+        self._thaw_quietly()
 
     def wait(self, timeout: float) -> DockerExecResult:
         if self._result is not None:
             return self._result
+        self._thaw_quietly()  # a paused container would sit paused until the timeout
         timed_out = False
         state: dict = {}
         try:
