@@ -32,3 +32,14 @@ def psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
         mse = float(np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2))
         values.append(PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * math.log10(255.0**2 / mse)))
     return float(np.mean(values))
+
+
+def same_fraction(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Mean share of pixels that are exactly equal in every channel, image by image.
+
+    Unlike PSNR it does not fall when a few pixels are changed on purpose: a store that
+    answers a new prompt with an old image plus a handful of altered pixels still scores
+    near 1, while two honest renders from different prompts share almost no exact pixel.
+    """
+    values = [float(np.mean(np.all(x == y, axis=-1))) for x, y in zip(a, b, strict=True) if x.shape == y.shape]
+    return float(np.mean(values)) if values else 0.0

@@ -75,12 +75,22 @@ def metrics(speedup: float = 1.0) -> str:
 
 
 def task_set(root: Path, entries: list[dict]) -> Path:
-    """Write a task set; each entry needs prompt_id and gt (module text); the rest defaults."""
+    """Write a task set; each entry needs prompt_id and gt (module text); the rest defaults.
+
+    ``reference`` (module text) is the task's reference baseline, written to
+    ``reference_code/<id>.py``; without it a pipeline-free GT doubles as the reference (the
+    grader's default reference is a real diffusers pipeline) and a diffusers GT gets the
+    grader's default."""
     manifest = []
     for e in entries:
         pid = e["prompt_id"]
         write(root / "gt_code" / f"{pid}.py", e["gt"])
-        manifest.append({
+        reference = e.get("reference", None if "diffusers" in e["gt"] else e["gt"])
+        extra = {}
+        if reference is not None:
+            write(root / "reference_code" / f"{pid}.py", reference)
+            extra["path_to_reference_code"] = f"{pid}.py"
+        manifest.append({**extra,
             "original_filename": e.get("original_filename", f"SD1.5_DDIM_10_x_{e.get('speedup', 1.5)}x.py"),
             "prompt_id": pid, "task_key": e.get("task_key", "SD1.5_DDIM_10"), "speedup": e.get("speedup", 1.5),
             "category": "test", "difficulty": e.get("difficulty", "easy"), "prompt_context": "test task",

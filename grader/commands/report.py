@@ -25,7 +25,7 @@ def register(sub) -> None:
     res = sub.add_parser("rescore", help="recompute quality gates and scores of a run from its stored images")
     res.add_argument("run_dir", type=Path, help="a run folder written by `grader grade`")
     res.add_argument("--tolerances", default="",
-                     help="comma-separated NAME=VALUE with NAME in clip, ssim, psnr (psnr=none turns the PSNR check off)")
+                     help="comma-separated NAME=VALUE with NAME in clip, ssim, psnr, batch_ssim (psnr=none turns the PSNR check off)")
     res.add_argument("--clip-tolerance", type=_tolerance, default=None)
     res.add_argument("--ssim-tolerance", type=_tolerance, default=None)
     res.add_argument("--psnr-tolerance", type=_tolerance, default=None, help="dB, or 'none' to turn the check off")

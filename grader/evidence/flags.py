@@ -41,8 +41,10 @@ _CATALOGUE = (
     Flag("ignores_prompt", TAMPER, "images with one seed and different prompts were identical"),
     Flag("recycled_images", TAMPER, "an image was returned more than once for different prompts or seeds"),
     Flag("background_work", TAMPER, "the worker kept using CPU while idle after answering"),
+    Flag("interference", TAMPER, "a variant ran, or reprioritized or slowed another, while another variant was timed"),
     Flag("nondeterministic", ADVISORY, "the same prompts and seeds gave other images"),
-    Flag("baseline_sandbagged", ADVISORY, "the baseline is far slower than the GT's time and known speedup imply"),
+    Flag("baseline_sandbagged", ADVISORY, "the agent's baseline is slower than the reference baseline beyond the "
+                                          "tolerance (the headline speedup is measured against the reference)"),
     Flag("implausible_speedup", ADVISORY, "far faster than the GT; flagged for review"),
     Flag("gpu_throttled", ADVISORY, "the GPU slowed down for heat or power while batches were timed"),
     Flag("load_cap_exceeded", ADVISORY, "loading took longer than the cap derived from the GT's load time"),
@@ -58,7 +60,9 @@ _CATALOGUE = (
     Flag("quality_incomparable", ADVISORY, "the variants' images could not be compared"),
     Flag("baseline_failed", ADVISORY, "the agent's baseline failed"),
     # the grader's side
-    Flag("gt_failed", GRADER, "the GT reference failed"),
+    Flag("gt_failed", GRADER, "the GT failed"),
+    Flag("reference_failed", GRADER, "the reference baseline failed"),
+    Flag("no_reference", GRADER, "the task's reference baseline could not be read"),
     Flag("no_model", GRADER, "no diffusers folder for this task's model under --model-dir"),
     Flag("invalid_manifest_entry", GRADER, "the manifest entry failed validation"),
     Flag("grader_error", GRADER, "the grader itself failed on this task (a grader bug, not the submission's fault)"),
@@ -117,7 +121,7 @@ def flag_evidence(task: dict, flag: str) -> str:
             worst = max(batches, key=lambda b: abs(b["worker_seconds"] / b["seconds"] - 1))
             return (f"{variant}: the worker's own clock disagrees with the supervisor's; worst timed batch "
                     f"{worst['index']}: worker {worst['worker_seconds']:.4f}s vs supervisor {worst['seconds']:.4f}s")
-    if base in ("gt_failed", "baseline_failed"):
+    if base in ("gt_failed", "baseline_failed", "reference_failed"):
         failed = variants.get(base.split("_")[0]) or {}
         return f"{failed.get('status', '?')}: {failed.get('message') or task.get('message') or ''}".strip()
     entry = FLAGS.get(base)

@@ -110,7 +110,8 @@ class RayGrader:
         files = {role: (path.relative_to(Path(cfg.submission).resolve()).as_posix() if role != "gt" else path.name,
                         path.read_bytes())
                  for role, path in submission.task_files(cfg.submission, task).items()}
-        schedule = (tuple(ctx.schedule.pool), ctx.schedule.run_seed, ctx.schedule.batch_size, ctx.schedule.max_images)
+        schedule = (tuple(ctx.schedule.pool), ctx.schedule.run_seed, ctx.schedule.batch_size, ctx.schedule.max_images,
+                    ctx.schedule.predictable)
         ref = self.remote.remote(task, cfg, schedule, files, self.attempts, self.grade_task)
         try:
             reply = self.ray.get(ref)

@@ -64,16 +64,14 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter: Reporter) -> dict:
     record, notes = RunRecord.open_for_grading(run_dir, options, seed=cfg.seed, version=__version__,
                                                new_seed=lambda: secrets.randbelow(2**31))
     run_seed = record.run_seed
-    schedule = Schedule(pool, run_seed, cfg.timing.batch_size, cfg.timing.max_images)
+    # Without an explicit --seed each task draws a secret schedule when it starts (never written anywhere).
+    schedule = Schedule(pool, run_seed, cfg.timing.batch_size, cfg.timing.max_images, predictable=cfg.seed is not None)
     if "environment" not in record.doc or record.doc.get("environment_options") != _env_options(options):
         record.doc["environment"] = collect_environment(options)
         record.doc["environment_options"] = _env_options(options)
     record.doc["task_ids"] = [e.prompt_id for e in task_set.invalid] + [t.prompt_id for t in task_set.tasks]
     record.doc["pool_digest"] = pool_digest(pool)
-    record.doc["kept_batches"] = {
-        schedule.timed(i).label: {"seed": schedule.timed(i).seed, "prompts": list(schedule.timed(i).prompts)}
-        for i in range(cfg.timing.quality_batches) if schedule.timed_size(i) > 0
-    }
+    record.doc.pop("kept_batches", None)
     record.save()
     ctx = TaskContext(cfg, schedule, run_dir, note=reporter, phases=reporter.phases)
     qkey = quality_key(options, __version__)

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.errors import GraderError, SchemaViolation
+from grader.errors import ConfigError, GraderError, SchemaViolation
 from grader.evidence import integrity, runtime, static_check
 from grader.evidence.flags import variant_flag
 from grader.executors.context import TaskContext
 from grader.runs.interleave import run_variants
 from grader.runs.placement import cpu_share, thread_share
 from grader.runs.script_mode import run_script
-from grader.runs.variant import VARIANTS, VariantRun, VariantSpec
+from grader.runs.variant import TRUSTED_VARIANTS, VARIANTS, VariantRun, VariantSpec
 from grader.scores.result import TaskResult
 from grader.scores.task import apply_quality, score_speedups
-from grader.taskset import submission
+from grader.taskset import reference, submission
 from grader.taskset.manifest import InvalidEntry, TaskEntry
+from grader.taskset.prompts import Schedule
 
 
 def resolve_model_dir(root: Path, model: str) -> Path:
@@ -68,23 +69,41 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> Tas
             timeout=cfg.script_timeout, gpu=gpu, labels={"sd-grader.task": task.prompt_id, "sd-grader.variant": "script"}),
             task)
 
+    try:
+        ref_code = reference.for_task(cfg.tasks, task)
+    except ConfigError as exc:
+        return result.fail("error", str(exc), "no_reference")
+    result.reference = ref_code.describe()
+    ref_path = ref_code.write_to(task_dir / "reference_code")
     cpuset = cpu_share(gpu, cfg.gpus) if cfg.pins_cpus else None
     threads = thread_share(cfg.gpus, cpuset)
+    limits = {"baseline": dict(max_batches=min(cfg.timing.baseline_batches, cfg.timing.max_batches), probes=False,
+                               keeps_images=False),
+              "reference": dict(probes=False)}
     specs = [
         VariantSpec(name=variant, module_path=path, model_dir=model_dir, steps=task.task_key.steps,
                     device=cfg.device, sandbox=cfg.sandbox, gpu=gpu,
                     timeout=cfg.variant_timeout, cpuset=cpuset, threads=threads,
-                    labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)))
-        for variant, path in (("gt", task.gt_path), ("baseline", files.baseline), ("experiment", files.experiment))
+                    labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)), **limits.get(variant, {}))
+        for variant, path in (("gt", task.gt_path), ("reference", ref_path), ("baseline", files.baseline),
+                              ("experiment", files.experiment))
     ]
     result.gpu, result.cpuset, result.threads = gpu, list(cpuset) if cpuset else None, threads
-    ctx.note(f"task {task.prompt_id}: running baseline, experiment and GT (interleaved)" + (f" on GPU {gpu}" if gpu else ""))
-    runs = run_variants(specs, ctx.schedule, cfg.timing, task_dir, on_phase=on_phase)
+    ctx.note(f"task {task.prompt_id}: running reference, baseline, experiment and GT (interleaved)"
+             + (f" on GPU {gpu}" if gpu else ""))
+    schedule = ctx.schedule.for_task(task.prompt_id)
+    runs = run_variants(specs, schedule, cfg.timing, task_dir, on_phase=on_phase, compare=_compare_batch)
     on_phase("", "scoring", "")
-    return score_task(result, runs, ctx)
+    return score_task(result, runs, ctx, schedule)
 
 
-def score_task(result: TaskResult, runs: dict[str, VariantRun], ctx: TaskContext) -> TaskResult:
+def _compare_batch(index: int, arrays: dict) -> dict:
+    from grader.scores.quality import compare_batch  # torch: only once there are images to compare
+
+    return compare_batch(index, arrays)
+
+
+def score_task(result: TaskResult, runs: dict[str, VariantRun], ctx: TaskContext, schedule: Schedule) -> TaskResult:
     """Evidence and scores for a task whose variants ran (some may have failed)."""
     cfg = ctx.config
     for run in runs.values():
@@ -94,16 +113,18 @@ def score_task(result: TaskResult, runs: dict[str, VariantRun], ctx: TaskContext
     failed = next((runs[v] for v in VARIANTS if v in runs and runs[v].status != "ok"), None)
     if failed is not None:
         result.variants = {name: run.to_dict() for name, run in runs.items()}
-        status = "error" if failed.name == "gt" else failed.status
-        extra = {"gt": ["gt_failed"], "baseline": ["baseline_failed"]}.get(failed.name, [])
+        status = "error" if failed.name in TRUSTED_VARIANTS else failed.status
+        extra = {"gt": ["gt_failed"], "baseline": ["baseline_failed"], "reference": ["reference_failed"]}.get(failed.name, [])
         return result.fail(status, f"{failed.name}: {failed.message}", *extra)
     score_speedups(result, runs, cfg.integrity)
-    found = integrity.check(runs, result.manifest_speedup, cfg.integrity, schedule=ctx.schedule)
+    found = integrity.check(runs, result.manifest_speedup, cfg.integrity)
     result.add_flags(found, {**{f: e for r in runs.values() for f, e in r.evidence.items()}, **found})
     result.variants = {name: run.to_dict() for name, run in runs.items()}
-    labels = sorted(set.intersection(*(set(p.name for p in runs[v].image_dir.iterdir()) for v in VARIANTS)))
-    prompts = [p for label in labels for p in ctx.schedule.timed(int(label[1:])).prompts]
-    result.quality_inputs = {"labels": labels, "prompts": prompts}
+    labels = runs["experiment"].kept
+    batches = [schedule.timed(int(label[1:])) for label in labels]
+    result.quality_inputs = {"labels": labels, "prompts": [p for b in batches for p in b.prompts],
+                             "seeds": [s for b in batches for s in b.seeds or ()],
+                             "batches": runs["experiment"].comparisons}
     return apply_quality(result, ctx.run_dir / "tasks" / result.prompt_id, cfg.quality)
 
 

@@ -21,7 +21,8 @@ from grader.record.stored import stored_results
 from grader.scores.result import TaskResult
 from grader.scores.task import apply_quality, regatable
 
-TOLERANCE_NAMES = {"clip": "clip_tolerance", "ssim": "ssim_tolerance", "psnr": "psnr_tolerance_db"}
+TOLERANCE_NAMES = {"clip": "clip_tolerance", "ssim": "ssim_tolerance", "psnr": "psnr_tolerance_db",
+                   "batch_ssim": "batch_ssim_margin"}
 GATE_FIELDS = ("status", "message", "quality", "flags")
 
 
@@ -46,7 +47,8 @@ def rescore_run(run_dir: Path, tolerances: dict, clip_model: Path | None = None
         qcfg = QualityConfig(clip_model=Path(quality["clip_model"]) if quality.get("clip_model") else None,
                              clip_tolerance=quality.get("clip_tolerance", QualityConfig.clip_tolerance),
                              ssim_tolerance=quality.get("ssim_tolerance", QualityConfig.ssim_tolerance),
-                             psnr_tolerance_db=quality.get("psnr_tolerance_db"))
+                             psnr_tolerance_db=quality.get("psnr_tolerance_db"),
+                             batch_ssim_margin=quality.get("batch_ssim_margin", QualityConfig.batch_ssim_margin))
         qkey = quality_key(options, __version__)
         results, notes = stored_results(run_dir, record.doc.get("task_ids"))
         changed = []

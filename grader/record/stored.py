@@ -14,7 +14,7 @@ from pathlib import Path
 from grader import schemas
 from grader.files import remove_partials
 from grader.record.folder import RESULT_FILE
-from grader.runs.variant import VARIANTS
+from grader.runs.variant import IMAGE_VARIANTS
 from grader.scores.result import TaskResult
 
 
@@ -36,7 +36,7 @@ def images_present(result: TaskResult, task_dir: Path) -> bool:
     inputs = result.quality_inputs
     if not inputs:
         return True
-    for variant in VARIANTS:
+    for variant in IMAGE_VARIANTS:
         for label in inputs.get("labels", []):
             if not any((task_dir / variant / "images" / label).glob("*.npy")):
                 return False

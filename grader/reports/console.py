@@ -19,7 +19,7 @@ def table(doc: dict) -> str:
             t["prompt_id"], t.get("task_key") or "-", (t.get("difficulty") or "-")[:4], t["status"],
             fmt(t.get("speedup"), ".2f", "x"), f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-",
             fmt(t.get("gt_speedup"), ".2f", "x"), fmt(t.get("relative_to_gt"), ".2f"),
-            fmt(q.get("ssim_experiment_vs_baseline"), ".3f"), ",".join(t.get("flags") or []) or "-",
+            fmt(q.get("ssim_experiment_vs_reference"), ".3f"), ",".join(t.get("flags") or []) or "-",
         ))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.evidence.flags import flag_evidence
-from grader.runs.variant import VARIANTS
+from grader.runs.variant import IMAGE_VARIANTS, VARIANTS
 
 STATUS_COLORS = {"ok": "#2e7d32", "quality_failed": "#ef6c00", "missing": "#757575", "invalid_metrics": "#8d6e63",
                  "error": "#c62828", "timeout": "#6a1b9a", "oom": "#ad1457", "tampered": "#000000"}
@@ -87,7 +87,7 @@ def speedup_chart(tasks: list[dict]) -> str | None:
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_xlabel("GT speedup (t_baseline / t_gt)")
-    ax.set_ylabel("experiment speedup (t_baseline / t_experiment)")
+    ax.set_ylabel("experiment speedup (t_reference / t_experiment)")
     ax.set_title("Speedup vs GT (above the line: faster than the GT)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -118,28 +118,28 @@ def timing_chart(task: dict) -> str | None:
     return _figure_uri(fig)
 
 
-def image_rows(task: dict, run_dir: Path, kept: dict, max_rows: int = MAX_ROWS, thumb: int = THUMB) -> list[dict]:
+def image_rows(task: dict, run_dir: Path, max_rows: int = MAX_ROWS, thumb: int = THUMB) -> list[dict]:
     """Up to ``max_rows`` rows of (prompt, seed, {variant: data URI}) from the stored images."""
     inputs = task.get("quality_inputs") or {}
-    labels, prompts = inputs.get("labels") or [], inputs.get("prompts") or []
+    labels, prompts, seeds = inputs.get("labels") or [], inputs.get("prompts") or [], inputs.get("seeds") or []
     task_dir = run_dir / "tasks" / task["prompt_id"]
     rows, n = [], 0
     for label in labels:
-        files = {v: sorted((task_dir / v / "images" / label).glob("*.npy")) for v in VARIANTS}
+        files = {v: sorted((task_dir / v / "images" / label).glob("*.npy")) for v in IMAGE_VARIANTS}
         count = min(len(f) for f in files.values())
         for k in range(count):
             if len(rows) >= max_rows:
                 return rows
             cells = {}
-            for v in VARIANTS:
+            for v in IMAGE_VARIANTS:
                 try:
                     cells[v] = image_uri(np.load(files[v][k], allow_pickle=False), thumb)
                 except (OSError, ValueError) as exc:
                     cells[v] = None
                     cells[v + "_error"] = str(exc)
-            seed = (kept.get(label) or {}).get("seed")
+            seed = seeds[n] if n < len(seeds) else None
             rows.append({"label": label, "index": k, "prompt": prompts[n] if n < len(prompts) else None,
-                         "seed": seed + k if isinstance(seed, int) else None, "cells": cells})
+                         "seed": seed, "cells": cells})
             n += 1
     return rows
 
@@ -178,7 +178,7 @@ _JS = r"""
     {key: 'relative_to_gt', label: 'vs GT', num: true},
     {key: 'manifest_speedup', label: 'manifest', num: true},
     {key: 'self_reported_speedup', label: 'self-reported', num: true},
-    {key: 'ssim', label: 'SSIM exp/base', num: true},
+    {key: 'ssim', label: 'SSIM exp/ref', num: true},
     {key: 'flags', label: 'flags', num: false}
   ];
   var table = document.getElementById('tasks');
@@ -290,7 +290,7 @@ def _summary(doc: dict) -> str:
     return "".join(out)
 
 
-def _task_section(task: dict, run_dir: Path, kept: dict, max_rows: int, thumb: int) -> str:
+def _task_section(task: dict, run_dir: Path, max_rows: int, thumb: int) -> str:
     pid = task["prompt_id"]
     out = [f'<section class="task" id="task-{esc(pid)}">',
            f"<h3>Task {esc(pid)} <code>{esc(task.get('task_key'))}</code> {_status(task['status'])}</h3>"]
@@ -299,6 +299,8 @@ def _task_section(task: dict, run_dir: Path, kept: dict, max_rows: int, thumb: i
     ci = task.get("speedup_ci")
     facts = [("difficulty", esc(task.get("difficulty"))), ("mode", esc(task.get("mode"))),
              ("speedup", _num(task.get("speedup"), ".3f", "x") + (f" (95% CI {ci[0]:.3f} to {ci[1]:.3f})" if ci else "")),
+             ("over the agent's baseline", _num(task.get("agent_baseline_speedup"), ".3f", "x")),
+             ("reference", esc((task.get("reference") or {}).get("origin"))),
              ("GT speedup", _num(task.get("gt_speedup"), ".3f", "x")), ("relative to GT", _num(task.get("relative_to_gt"))),
              ("manifest speedup", _num(task.get("manifest_speedup"), ".2f", "x")),
              ("self-reported speedup", _num(task.get("self_reported_speedup"), ".2f", "x")),
@@ -312,10 +314,10 @@ def _task_section(task: dict, run_dir: Path, kept: dict, max_rows: int, thumb: i
     q = task.get("quality")
     if q:
         facts.append(("quality", f"gate {'passed' if q.get('passed') else 'failed: ' + esc(', '.join(q.get('failures') or []))}; "
-                                 f"SSIM exp/base {_num(q.get('ssim_experiment_vs_baseline'))} (GT {_num(q.get('ssim_gt_vs_baseline'))}); "
-                                 f"PSNR exp/base {_num(q.get('psnr_experiment_vs_baseline'), '.1f')} dB "
-                                 f"(GT {_num(q.get('psnr_gt_vs_baseline'), '.1f')} dB); CLIP base/exp/GT "
-                                 f"{_num(q.get('clip_baseline'), '.2f')}/{_num(q.get('clip_experiment'), '.2f')}/{_num(q.get('clip_gt'), '.2f')}"))
+                                 f"SSIM exp/ref {_num(q.get('ssim_experiment_vs_reference'))} (GT {_num(q.get('ssim_gt_vs_reference'))}); "
+                                 f"PSNR exp/ref {_num(q.get('psnr_experiment_vs_reference'), '.1f')} dB "
+                                 f"(GT {_num(q.get('psnr_gt_vs_reference'), '.1f')} dB); CLIP ref/exp/GT "
+                                 f"{_num(q.get('clip_reference'), '.2f')}/{_num(q.get('clip_experiment'), '.2f')}/{_num(q.get('clip_gt'), '.2f')}"))
     out.append(_table([(esc(k), v) for k, v in facts]))
     flags = task.get("flags") or []
     if flags:
@@ -324,7 +326,7 @@ def _task_section(task: dict, run_dir: Path, kept: dict, max_rows: int, thumb: i
     chart = timing_chart(task)
     if chart:
         out.append(f'<h4>Per-image time</h4><img alt="per-image time distribution of task {esc(pid)}" src="{chart}">')
-    rows = image_rows(task, run_dir, kept, max_rows, thumb)
+    rows = image_rows(task, run_dir, max_rows, thumb)
     if rows:
         n_total = len((task.get("quality_inputs") or {}).get("prompts") or [])
         out.append(f"<h4>Images (same prompt and seed per row; {len(rows)} of {n_total})</h4>")
@@ -332,10 +334,10 @@ def _task_section(task: dict, run_dir: Path, kept: dict, max_rows: int, thumb: i
         for r in rows:
             cells = "".join(
                 f'<td><img alt="{v} {esc(r["label"])}/{r["index"]}" src="{r["cells"][v]}"></td>' if r["cells"].get(v)
-                else f"<td>unreadable: {esc(r['cells'].get(v + '_error'))}</td>" for v in VARIANTS)
+                else f"<td>unreadable: {esc(r['cells'].get(v + '_error'))}</td>" for v in IMAGE_VARIANTS)
             body.append((f'<span class="prompt">{esc(r["prompt"])}</span>',
                          f"{esc(r['seed'])}<br><span class=note>{esc(r['label'])}/{r['index']:03d}</span>", cells))
-        out.append('<table class="grid"><tr><th>prompt</th><th>seed</th><th>baseline</th><th>experiment</th><th>GT</th></tr>'
+        out.append('<table class="grid"><tr><th>prompt</th><th>seed</th><th>reference</th><th>experiment</th><th>GT</th></tr>'
                    + "".join(f"<tr><td>{a}</td><td>{b}</td>{c}</tr>" for a, b, c in body) + "</table>")
     out.append("</section>")
     return "".join(out)
@@ -345,17 +347,11 @@ def _table_data(tasks: list[dict]) -> list[dict]:
     out = []
     for t in tasks:
         q = t.get("quality") or {}
-        out.append({k: t.get(k) for k in ("prompt_id", "task_key", "difficulty", "status", "speedup", "gt_speedup",
+        out.append({k: t.get(k) for k in ("prompt_id", "task_key", "difficulty", "status", "speedup",
+                                          "agent_baseline_speedup", "gt_speedup",
                                           "relative_to_gt", "manifest_speedup", "self_reported_speedup")}
-                   | {"ssim": q.get("ssim_experiment_vs_baseline"), "flags": ", ".join(t.get("flags") or [])})
+                   | {"ssim": q.get("ssim_experiment_vs_reference"), "flags": ", ".join(t.get("flags") or [])})
     return out
-
-
-def _load_kept(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("kept_batches") or {}
-    except (OSError, ValueError):
-        return {}
 
 
 def _banners(p: dict) -> list[str]:
@@ -377,7 +373,6 @@ def _banners(p: dict) -> list[str]:
 
 def render(doc: dict, run_dir: Path, *, max_rows: int = MAX_ROWS, thumb: int = THUMB) -> str:
     run_dir = Path(run_dir)
-    kept = _load_kept(run_dir)
     p = doc["provenance"]
     chart = speedup_chart(doc["tasks"])
     parts = [
@@ -398,7 +393,7 @@ def render(doc: dict, run_dir: Path, *, max_rows: int = MAX_ROWS, thumb: int = T
         "<noscript><p>The task table needs JavaScript; every task is listed below.</p></noscript>",
         _json_script("task-data", _table_data(doc["tasks"])), _json_script("status-colors", STATUS_COLORS),
     ]
-    parts += [_task_section(t, run_dir, kept, max_rows, thumb) for t in doc["tasks"]]
+    parts += [_task_section(t, run_dir, max_rows, thumb) for t in doc["tasks"]]
     parts += ["<h2>Thresholds</h2>",
               _table([(f"<code>{esc(k)}</code>", esc("none" if v is None else v)) for k, v in doc["thresholds"].items()]),
               "<p class=note>The quality gate is calibrated by the GT: the experiment may lose as much CLIP score and "

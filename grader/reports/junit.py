@@ -36,8 +36,8 @@ def failure_text(task: dict) -> str:
     q = task.get("quality")
     if q:
         lines.append(f"quality: passed={q.get('passed')} failures={','.join(q.get('failures') or []) or '-'} "
-                     f"ssim exp/base {_num(q.get('ssim_experiment_vs_baseline'))} "
-                     f"(GT {_num(q.get('ssim_gt_vs_baseline'))})")
+                     f"ssim exp/ref {_num(q.get('ssim_experiment_vs_reference'))} "
+                     f"(GT {_num(q.get('ssim_gt_vs_reference'))})")
     flags = task.get("flags") or []
     lines.append(f"flags: {', '.join(flags) if flags else '-'}")
     for flag in flags:

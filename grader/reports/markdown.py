@@ -35,9 +35,9 @@ def markdown(doc: dict) -> str:
                 out.append(f"- {name}: {v['status']}: {v['message']}")
         if t.get("quality"):
             q = t["quality"]
-            out.append(f"- quality: SSIM exp/base {q['ssim_experiment_vs_baseline']:.3f} (GT {q['ssim_gt_vs_baseline']:.3f}), "
-                       f"PSNR exp/base {q['psnr_experiment_vs_baseline']:.1f} dB (GT {q['psnr_gt_vs_baseline']:.1f} dB), "
-                       f"CLIP base/exp/GT {fmt(q['clip_baseline'])}/{fmt(q['clip_experiment'])}/{fmt(q['clip_gt'])}")
+            out.append(f"- quality: SSIM exp/ref {q['ssim_experiment_vs_reference']:.3f} (GT {q['ssim_gt_vs_reference']:.3f}), "
+                       f"PSNR exp/ref {q['psnr_experiment_vs_reference']:.1f} dB (GT {q['psnr_gt_vs_reference']:.1f} dB), "
+                       f"CLIP ref/exp/GT {fmt(q['clip_reference'])}/{fmt(q['clip_experiment'])}/{fmt(q['clip_gt'])}")
         out.append("")
     return "\n".join(out)
 

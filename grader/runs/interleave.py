@@ -1,11 +1,20 @@
-"""A task's variants, run side by side with their timed batches interleaved.
+"""A task's variants, run side by side with their timed batches interleaved, one at a time.
 
 Workers are started and warmed up one after another (so load times are not contended),
 then take turns batch by batch, the order rotating each round. Drift in the machine
 (clocks, heat, a noisy neighbour) then falls on every variant alike instead of on
-whichever ran last. After timing, every variant answers the same integrity probes and
-has its idle window measured; the windows overlap, so a task waits for one, not one
-per variant.
+whichever ran last.
+
+Only the variant being driven runs. Every other one is frozen (its processes stopped,
+or its container paused) from the end of its warm-up to its next turn, and the CPU it
+used while frozen is recorded; on a GPU each batch also waits until the device is quiet,
+so work another variant queued before it was frozen cannot slow the batch. A variant
+therefore cannot work against the one being timed, whether by spinning, by queuing GPU
+work or by signalling it (a frozen process does not run to send anything).
+
+After timing, every variant that takes probes answers them, built on one of the kept
+batches chosen at random, and has its idle window measured with everyone thawed; the
+windows overlap, so a task waits for one, not one per variant.
 """
 
 from __future__ import annotations
@@ -13,31 +22,68 @@ from __future__ import annotations
 from pathlib import Path
 
 from grader.config import TimingConfig
-from grader.runs.supervisor import PhaseCallback, VariantWorker, no_phases
+from grader.runs.keeper import CompareBatch, ImageKeeper
+from grader.runs.supervisor import PROBE_KINDS, PhaseCallback, VariantWorker, no_phases
 from grader.runs.telemetry import GpuSampler
 from grader.runs.variant import VariantRun, VariantSpec
 from grader.taskset.prompts import Schedule
 
 
+class Turns:
+    """At most one worker thawed at a time: the one being driven."""
+
+    def __init__(self, workers: list[VariantWorker]):
+        self.workers = workers
+
+    def give(self, worker: VariantWorker) -> None:
+        for other in self.workers:
+            if other is not worker:
+                other.pause()
+        worker.resume()
+
+    def park(self, worker: VariantWorker) -> None:
+        worker.pause()
+
+    def release(self) -> None:
+        for worker in self.workers:
+            worker.resume()
+
+
 def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingConfig, root: Path,
-                 stop_on_failure: bool = True, reference: str | None = "gt",
-                 on_phase: PhaseCallback = no_phases) -> dict[str, VariantRun]:
+                 stop_on_failure: bool = True, load_reference: str | None = "gt",
+                 on_phase: PhaseCallback = no_phases, compare: CompareBatch | None = None) -> dict[str, VariantRun]:
     """Run several variants with their timed batches interleaved.
 
-    Variants stop together, after the same number of rounds: when every interval is tight
-    enough, or when any variant reaches its budget or max_batches. (Stopping one early
-    would leave it timed over a shorter, earlier stretch of the machine's drift than the
-    others, and fewer batches to pair.) A failure stops the others when ``stop_on_failure``.
-    The ``reference`` variant (the GT) should come first: its load time caps the others'
-    at ``load_cap_factor`` times as much, so precomputing at load is bounded.
+    Variants without a batch cap stop together, after the same number of rounds: when
+    every interval is tight enough, or when any of them reaches its budget or max_batches.
+    (Stopping one early would leave it timed over a shorter, earlier stretch of the
+    machine's drift than the others, and fewer batches to pair.) A variant with a cap
+    (``spec.max_batches``, the agent's baseline) takes part in the first rounds only and
+    is stopped as soon as it is done. A failure stops the others when ``stop_on_failure``.
+    The ``load_reference`` variant (the GT) should come first: its load time caps the
+    others' at ``load_cap_factor`` times as much, so precomputing at load is bounded.
+    ``compare(index, arrays)`` sees every timed batch of the image-keeping variants.
     """
     workers = [VariantWorker(spec, schedule, timing, root / spec.name, on_phase) for spec in specs]
+    keeper = ImageKeeper(tuple(s.name for s in specs if s.keeps_images),
+                         {s.name: root / s.name / "images" for s in specs}, timing.quality_batches, compare)
+    turns = Turns(workers)
+    finished: dict[str, VariantRun] = {}
+
+    def end_all() -> dict[str, VariantRun]:
+        turns.release()
+        for w in workers:
+            if w.proc is not None or w.run.status != "ok":
+                finished.setdefault(w.spec.name, w.finish())
+        return {w.spec.name: finished[w.spec.name] for w in workers if w.spec.name in finished}
+
     try:
         for worker in workers:
             worker.start()
             if stop_on_failure and not worker.alive:
-                return {w.spec.name: w.finish() for w in workers if w.proc is not None or w is worker}
-            if worker.spec.name == reference and worker.alive:
+                return end_all()
+            turns.park(worker)
+            if worker.spec.name == load_reference and worker.alive:
                 cap = max(timing.load_cap_factor * worker.run.phases["load"], timing.load_cap_floor)
                 for other in workers:
                     if other is not worker:
@@ -47,24 +93,41 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
             sampler.start()
         round_ = 0
         while True:
-            active = [w for w in workers if w.alive]
-            if not active or not all(w.can_continue() for w in active) or all(w.satisfied() for w in active):
+            main = [w for w in workers if w.alive and w.spec.max_batches is None]
+            if not main or not all(w.can_continue() for w in main) or all(w.satisfied() for w in main):
                 break
+            active = [w for w in workers if w.alive and (w.spec.max_batches is None or w.can_continue())]
             shift = round_ % len(active)
             for worker in active[shift:] + active[:shift]:
+                turns.give(worker)
                 worker.step()
+                turns.park(worker)
+                if worker.last is not None:
+                    keeper.answered(worker.spec.name, *worker.last)
                 if stop_on_failure and not worker.alive and worker.run.status != "ok":
-                    return {w.spec.name: w.finish() for w in workers}
+                    return end_all()
+                if worker.spec.max_batches is not None and not worker.can_continue() and worker.alive:
+                    worker.request_stop()
+                    finished[worker.spec.name] = worker.finish()
             round_ += 1
+        keeper.drop_incomplete()
         telemetry = sampler.stop() if sampler is not None else None
         for worker in workers:
             worker.run.telemetry = telemetry
-        for worker in workers:
-            worker.probe_step("repeat")
+            worker.run.kept = keeper.labels
+            worker.run.comparisons = keeper.comparisons if worker.spec.keeps_images else []
+        picked = keeper.pick()
+        base = schedule.timed(picked[0]) if picked is not None else None
+        for kind in PROBE_KINDS:
+            for worker in workers:
+                if worker.can_probe(base):
+                    turns.give(worker)
+                    worker.probe_step(kind, base)
+                    turns.park(worker)
         # Each worker's idle window opens just after its last answer, while deferred work
-        # would still run.
+        # would still run; everyone is thawed for it (nothing is timed then).
+        turns.release()
         for worker in workers:
-            worker.probe_step("seedprobe")
             worker.idle_answered()
         for worker in workers:
             worker.idle_open()
@@ -72,19 +135,25 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
             worker.idle_close()
         for worker in workers:
             worker.request_stop()
-        return {w.spec.name: w.finish() for w in workers}
+        return end_all()
     finally:
+        turns.release()
         for worker in workers:
-            if not worker.done:
-                worker.finish()
+            if not worker.done or worker.proc is not None:
+                finished.setdefault(worker.spec.name, worker.finish())
 
 
 def run_variant(spec: VariantSpec, schedule: Schedule, timing: TimingConfig, root: Path,
                 on_phase: PhaseCallback = no_phases) -> VariantRun:
-    """Run and time one variant alone."""
+    """Run and time one variant alone (its first kept batch feeds the probes)."""
     worker = VariantWorker(spec, schedule, timing, root, on_phase)
+    keeper = ImageKeeper((spec.name,), {spec.name: root / "images"}, timing.quality_batches)
     worker.start()
     while worker.wants_more():
         worker.step()
-    worker.probe()
+        if worker.last is not None:
+            keeper.answered(spec.name, *worker.last)
+    picked = keeper.pick()
+    worker.run.kept = keeper.labels
+    worker.probe(schedule.timed(picked[0]) if picked is not None else None)
     return worker.finish()

@@ -13,7 +13,10 @@ clock without losing the images.
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -80,22 +83,40 @@ class WorkerSession:
             return message
 
 
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file a worker wrote: no link followed, no FIFO or device opened
+    (``O_NONBLOCK``: opening a FIFO cannot hang the grader), at most ``max_bytes``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > max_bytes:
+            raise ValueError(f"larger than {max_bytes} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes")
+    return data
+
+
 def check_images(folder: Path, files: list[str], expected: int) -> list[np.ndarray]:
     """The answered images, each a regular file holding an HxWx3 uint8 array, all one size."""
     if len(files) != expected:
         raise WorkerCrashed(f"batch returned {len(files)} images for {expected} prompts", flags=("wrong_image_count",))
+    if folder.is_symlink() or not folder.is_dir():
+        raise WorkerCrashed(f"output folder {folder.name}: missing or not a plain folder", flags=("bad_image",))
     arrays = []
     for name in files:
-        path = folder / name
         try:
-            if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_IMAGE_FILE:
-                raise ValueError("missing, not a regular file, or too large")
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+            array = np.load(io.BytesIO(read_regular(folder / name, MAX_IMAGE_FILE)), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
             raise WorkerCrashed(f"image {name}: unreadable: {exc}", flags=("bad_image",)) from exc
-        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-            raise WorkerCrashed(f"image {name}: expected HxWx3 uint8, got {array.dtype} {array.shape}",
-                                flags=("bad_image",))
+        if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+            raise WorkerCrashed(f"image {name}: expected HxWx3 uint8, got {getattr(array, 'dtype', '?')} "
+                                f"{getattr(array, 'shape', '?')}", flags=("bad_image",))
         arrays.append(array)
     if len({a.shape for a in arrays}) > 1:
         raise WorkerCrashed("images in one batch have different sizes", flags=("wrong_image_size",))
@@ -103,13 +124,19 @@ def check_images(folder: Path, files: list[str], expected: int) -> list[np.ndarr
 
 
 def exchange_batch(session: WorkerSession, batch: Batch, steps: int, batch_timeout: float, work: Path,
-                   run: VariantRun, keep: Path | None) -> tuple[float, list[np.ndarray]]:
-    """Send one batch, time it on the supervisor's clock, check and keep its images."""
+                   run: VariantRun) -> tuple[float, list[np.ndarray]]:
+    """Send one batch, time it on the supervisor's clock, read and check its images.
+
+    The arrays are read and digested at once and the worker's folder is removed: what the
+    grader keeps (:mod:`grader.runs.keeper`) is what it read at answer time, whatever the
+    worker writes afterwards.
+    """
     out_rel = f"out/{batch.label}"
     request = {"op": "batch", "index": batch.index, "prompts": list(batch.prompts), "seed": batch.seed,
                "steps": steps, "out": out_rel}
     request["seeds"] = list(batch.seeds) if batch.seeds is not None else [batch.seed + k for k in range(len(batch.prompts))]
     what = f"generating {batch.kind} batch {batch.index}"
+    started_at = time.time()
     t0 = time.perf_counter()
     session.request(request)
     answer = session.expect({"batch_done"}, batch_timeout, what)
@@ -118,7 +145,10 @@ def exchange_batch(session: WorkerSession, batch: Batch, steps: int, batch_timeo
         raise ProtocolViolation(f"answer for batch {answer['index']} while waiting for {batch.index}",
                                 flags=("protocol_violation",))
     folder = work / out_rel
-    arrays = check_images(folder, answer["files"], len(batch.prompts))
+    try:
+        arrays = check_images(folder, answer["files"], len(batch.prompts))
+    finally:
+        remove_tree(folder)
     shape = arrays[0].shape[:2]
     if run.image_shape is None:
         run.image_shape = shape
@@ -126,12 +156,17 @@ def exchange_batch(session: WorkerSession, batch: Batch, steps: int, batch_timeo
         raise WorkerCrashed(f"image size changed from {run.image_shape} to {shape}", flags=("wrong_image_size",))
     key = batch.label if batch.kind in ("timed", "warmup") else f"probe-{batch.kind}"
     run.digests[key] = [hashlib.sha1(a.tobytes()).hexdigest() for a in arrays]
-    if keep is not None:
-        keep.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(folder), keep / batch.label)
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
-    if batch.kind != "timed":
-        return seconds, arrays
-    run.batches.append(BatchTime(batch.index, len(arrays), seconds, answer["worker_seconds"]))
+    if batch.kind == "timed":
+        run.batches.append(BatchTime(batch.index, len(arrays), seconds, answer["worker_seconds"], started_at))
     return seconds, arrays
+
+
+def remove_tree(folder: Path) -> None:
+    """Remove a folder a worker wrote without following anything in it (a link is unlinked, not entered)."""
+    try:
+        if folder.is_symlink() or not folder.is_dir():
+            folder.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    except OSError:
+        pass

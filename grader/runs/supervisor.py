@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import psutil
+
 from grader.config import TimingConfig
 from grader.errors import WorkerError, WorkerTimeout
-from grader.images import load_images, psnr
+from grader.images import load_images, psnr, same_fraction
 from grader.isolation import ExecResult, Limits, Mount, RunningProcess, SandboxSpec, get
 from grader.runs.session import WorkerSession, exchange_batch
 from grader.runs.timing import converged, summarize
@@ -30,6 +32,7 @@ from sandbox.protocol import Channel
 from sandbox.worker import CONFIG_FILE
 
 PhaseCallback = Callable[[str, str, str], None]
+PROBE_KINDS = ("repeat", "seedprobe", "promptprobe")
 
 
 def no_phases(variant: str, phase: str, detail: str = "") -> None:
@@ -76,6 +79,11 @@ class VariantWorker:
         self._idle_at: float | None = None                         # when the idle window opens
         self._idle_mark: tuple[float, float | None] | None = None  # (opened at, CPU seconds then)
         self._stop_sent = False
+        self.paused = False
+        self._finished = False
+        self._pause_mark: tuple[float, float | None] | None = None
+        self._sched: dict[int, tuple] = {}
+        self.last: tuple[int, str, list] | None = None                # (index, label, arrays) of the last timed batch
 
     @property
     def alive(self) -> bool:
@@ -96,8 +104,77 @@ class VariantWorker:
             self.run.stderr_tail = exc.stderr_tail
             self.done = True
 
-    def _batch(self, batch: Batch, keep: Path | None):
-        return exchange_batch(self.session, batch, self.spec.steps, self.timing.batch_timeout, self.work, self.run, keep)
+    def _batch(self, batch: Batch):
+        if self.spec.device.startswith("cuda"):
+            self._quiet(batch)
+        return exchange_batch(self.session, batch, self.spec.steps, self.timing.batch_timeout, self.work, self.run)
+
+    def _quiet(self, batch: Batch) -> None:
+        """Wait until the device has no work queued by anyone (a frozen variant's included) before a batch.
+
+        The worker probes with a tiny kernel; only the trusted variants' answers matter
+        (their batches are the ones another variant would slow), and a device that never
+        went quiet before one of their batches is evidence of interference.
+        """
+        limit = self.timing.quiet_timeout
+        self.session.request({"op": "quiet", "max_seconds": limit})
+        answer = self.session.expect({"quiet"}, limit + 30, f"waiting for a quiet device before batch {batch.index}")
+        probes = self.run.probes
+        probes["quiet_waits"] = probes.get("quiet_waits", 0) + 1
+        probes["quiet_wait_seconds"] = probes.get("quiet_wait_seconds", 0.0) + answer["waited_seconds"]
+        probes["quiet_wait_max"] = max(probes.get("quiet_wait_max", 0.0), answer["waited_seconds"])
+        if not answer["quiet"]:
+            probes["quiet_timeouts"] = probes.get("quiet_timeouts", 0) + 1
+
+    # -- turns: only the variant being driven may run (grader.runs.interleave)
+    def pause(self) -> None:
+        """Freeze the worker (no CPU at all until :meth:`resume`), noting its CPU time."""
+        if self.paused or self.proc is None or self.done:
+            return
+        if not self.proc.freeze():
+            self.run.probes["freeze_supported"] = False
+            return
+        self.paused = True
+        self._pause_mark = (time.monotonic(), self.proc.cpu_seconds())
+
+    def resume(self) -> None:
+        """Thaw the worker; CPU it used while frozen (nothing, unless something let it run) is recorded."""
+        if not self.paused:
+            return
+        t0, c0 = self._pause_mark or (time.monotonic(), None)
+        c1 = self.proc.cpu_seconds() if c0 is not None else None
+        self.proc.thaw()
+        self.paused, self._pause_mark = False, None
+        probes = self.run.probes
+        probes["freeze_supported"] = True
+        probes["frozen_seconds"] = probes.get("frozen_seconds", 0.0) + time.monotonic() - t0
+        if c0 is not None and c1 is not None:
+            used = max(0.0, c1 - c0)
+            probes["frozen_cpu_seconds"] = probes.get("frozen_cpu_seconds", 0.0) + used
+            probes["frozen_cpu_max"] = max(probes.get("frozen_cpu_max", 0.0), used)
+
+    def _sched_snapshot(self) -> dict[int, tuple]:
+        """Nice value and CPU affinity of each of the worker's processes (host view)."""
+        out = {}
+        for pid in self.proc.pids() if self.proc is not None else ():
+            try:
+                proc = psutil.Process(pid)
+                out[pid] = (proc.nice(), tuple(sorted(proc.cpu_affinity())))
+            except (psutil.Error, OSError, AttributeError):
+                continue
+        return out
+
+    def _check_sched(self) -> None:
+        """Record a nice or affinity change since the worker was ready: someone reprioritized it."""
+        if not self._sched:
+            return
+        now = self._sched_snapshot()
+        for pid, before in self._sched.items():
+            after = now.get(pid)
+            if after is not None and after != before:
+                self.run.probes.setdefault("sched_changes", []).append(
+                    f"pid {pid}: nice {before[0]} -> {after[0]}, cpus {list(before[1])} -> {list(after[1])}")
+                self._sched[pid] = after
 
     def start(self) -> None:
         self._tell("loading")
@@ -140,15 +217,18 @@ class VariantWorker:
         t0 = time.monotonic()
         for i in range(self.timing.warmup_batches):
             self._tell("warm-up", f"{i + 1}/{self.timing.warmup_batches}")
-            self._batch(self.schedule.warmup(i), keep=None)
+            self._batch(self.schedule.warmup(i))
         run.phases["warmup"] = time.monotonic() - t0
         run.image_dir = self.root / "images"
+        self._sched = self._sched_snapshot()
 
     def can_continue(self) -> bool:
         """Whether another timed batch is allowed: alive, under max_batches and the budget."""
         timing, index = self.timing, self.next_index
         if not self.alive or index >= timing.max_batches or self.schedule.timed_size(index) == 0:
             return False
+        if self.spec.max_batches is not None:
+            return index < self.spec.max_batches
         return index < timing.min_batches or self.timed_seconds < timing.budget_seconds
 
     def satisfied(self) -> bool:
@@ -159,48 +239,60 @@ class VariantWorker:
         return self.can_continue() and not self.satisfied()
 
     def step(self) -> None:
-        """Run the next timed batch."""
+        """Run the next timed batch; its checked arrays are left in :attr:`last` for the keeper."""
         index = self.next_index
-        keep = self.run.image_dir if index < self.timing.quality_batches else None
         self._tell("timed", f"batch {index + 1}")
+        self.last = None
+        self._check_sched()
+        batch = self.schedule.timed(index)
         t0 = time.monotonic()
-        self._guard(self._batch, self.schedule.timed(index), keep)
+        self._guard(self._timed, batch)
         self.timed_seconds += time.monotonic() - t0
         self.next_index += 1
 
-    def can_probe(self) -> bool:
-        return self.alive and self.timing.probes and bool(self.run.batches) and (self.run.image_dir / "b0000").is_dir()
+    def _timed(self, batch: Batch) -> None:
+        _, arrays = self._batch(batch)
+        self.last = (batch.index, batch.label, arrays)
 
-    def probe_step(self, kind: str) -> None:
-        """One integrity probe batch (``repeat`` or ``seedprobe``), called round-robin like timed batches.
+    def can_probe(self, base: Batch | None) -> bool:
+        return (self.alive and self.timing.probes and self.spec.probes and base is not None and bool(self.run.batches)
+                and (self.run.image_dir / base.label).is_dir())
+
+    def probe_step(self, kind: str, base: Batch | None) -> None:
+        """One integrity probe batch built on the kept timed batch ``base``, called round-robin like timed ones.
 
         The repeat (MLPerf TEST04) is compared with the fastest fresh batch, so noise on a
         busy machine cannot make an honest repeat look cached; interleaving it like the
-        timed batches keeps warm-cache effects the same for both. Probe requests carry
-        fresh indices after the timed ones and look like any timed batch on the wire.
+        timed batches keeps warm-cache effects the same for both. ``base`` was chosen at
+        random among the kept batches after all were answered; probe requests carry fresh
+        indices after the timed ones and look like any timed batch on the wire.
         """
-        if not self.can_probe():
+        if not self.can_probe(base):
             return
         self._tell("probes")
         t0 = time.monotonic()
-        self._guard(self._probe_step, kind)
+        self._guard(self._probe_step, kind, base)
         self.run.phases["probes"] = self.run.phases.get("probes", 0.0) + time.monotonic() - t0
 
-    def _probe_step(self, kind: str) -> None:
-        run, first = self.run, self.schedule.timed(0)
-        reference = load_images(run.image_dir, ["b0000"])
-        index = self.next_index + (0 if kind == "repeat" else 1)
-        seeds = first.seeds if kind == "repeat" else tuple((s + 7919) % (2**31 - 1) for s in first.seeds)
-        seconds, images = self._batch(Batch(index, first.prompts, first.seed, kind=kind, seeds=seeds), None)
+    def _probe_step(self, kind: str, base: Batch) -> None:
+        run = self.run
+        reference = load_images(run.image_dir, [base.label])
+        index = self.next_index + PROBE_KINDS.index(kind)
+        seconds, images = self._batch(self.schedule.probe(kind, base, index))
+        run.probes["probe_batch"] = base.label
         if kind == "repeat":
             fresh = min(b.seconds / b.n_images for b in run.batches)
             run.probes.update(repeat_ratio=(seconds / len(images)) / fresh, repeat_psnr=psnr(images, reference))
-        else:
+        elif kind == "seedprobe":
             run.probes["new_seed_psnr"] = psnr(images, reference)
+        else:
+            run.probes["new_prompt_psnr"] = psnr(images, reference)
+            run.probes["new_prompt_same_pixels"] = same_fraction(images, reference)
 
     def idle_answered(self) -> None:
         """Note the time of the last answer: the idle window opens ``idle_grace_seconds`` later."""
-        self._idle_at = time.monotonic() + self.timing.idle_grace_seconds if self.can_probe() else None
+        self._idle_at = (time.monotonic() + self.timing.idle_grace_seconds
+                         if self.alive and self.timing.probes and self.spec.probes and self.run.batches else None)
 
     def idle_open(self) -> None:
         if self._idle_at is None:
@@ -220,16 +312,17 @@ class VariantWorker:
         if c1 is not None:
             self.run.probes["idle_cpu_fraction"] = (c1 - c0) / max(window, time.monotonic() - t0)
 
-    def probe(self) -> None:
+    def probe(self, base: Batch | None) -> None:
         """All probes for a variant run alone."""
-        for kind in ("repeat", "seedprobe"):
-            self.probe_step(kind)
+        for kind in PROBE_KINDS:
+            self.probe_step(kind, base)
         self.idle_answered()
         self.idle_open()
         self.idle_close()
 
     def request_stop(self) -> None:
         """Ask the worker to exit without waiting (``finish`` waits), so workers exit together."""
+        self.resume()
         if self.alive and self.session is not None and not self._stop_sent:
             try:
                 self.session.request({"op": "stop"})
@@ -238,6 +331,10 @@ class VariantWorker:
                 pass  # finish() asks again and records the unclean exit
 
     def finish(self) -> VariantRun:
+        if self._finished:
+            return self.run
+        self._finished = True
+        self.resume()
         run = self.run
         run.phases["timed"] = self.timed_seconds
         if run.status == "ok" and run.batches:

@@ -23,6 +23,7 @@ class BatchTime:
     n_images: int
     seconds: float
     worker_seconds: float
+    started_at: float | None = None     # wall-clock start (time.time()), to line up with NVML samples
 
 
 def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:

@@ -14,8 +14,11 @@ from pathlib import Path
 
 from grader.runs.timing import BatchTime, TimingStats
 
-# The three variants of a task, in the order reports list them.
-VARIANTS = ("baseline", "experiment", "gt")
+# The variants of a task, in the order reports list them: the trusted reference baseline the
+# headline speedup is measured against, the agent's baseline and experiment, and the GT.
+VARIANTS = ("reference", "baseline", "experiment", "gt")
+IMAGE_VARIANTS = ("reference", "experiment", "gt")   # whose timed images the quality gate compares
+TRUSTED_VARIANTS = ("reference", "gt")               # grader-side code: what the headline leans on
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -34,6 +37,9 @@ class VariantSpec:
     labels: tuple[tuple[str, str], ...] = ()
     cpuset: tuple[int, ...] | None = None
     threads: int | None = None          # OpenMP/MKL threads; None: the libraries' default
+    max_batches: int | None = None      # timed batches at most (the agent's baseline); None: the run's rule
+    probes: bool = True                 # answers the integrity probes and has its idle window measured
+    keeps_images: bool = True           # its timed images are compared and kept for the gate
 
 
 @dataclass
@@ -56,6 +62,8 @@ class VariantRun:
     evidence: dict[str, str] = field(default_factory=dict)
     probes: dict = field(default_factory=dict)
     telemetry: dict | None = None
+    kept: list[str] = field(default_factory=list)          # labels of the kept timed batches
+    comparisons: list[dict] = field(default_factory=list)  # every timed batch's comparison figures
 
     def flag(self, name: str, evidence: str | None = None) -> None:
         """Raise ``name`` on this variant (once), with its line of evidence when there is one."""
@@ -74,5 +82,5 @@ class VariantRun:
             "phases": self.phases, "image_shape": list(self.image_shape) if self.image_shape else None,
             "has_inference": self.has_inference, "passes": self.passes, "versions": self.versions,
             "retries": self.retries, "evidence": self.evidence, "probes": self.probes,
-            "telemetry": self.telemetry,
+            "telemetry": self.telemetry, "kept": self.kept,
         }

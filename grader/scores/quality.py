@@ -2,9 +2,15 @@
 
 The worker never scores itself. CLIP score (torchmetrics, from a local CLIP folder:
 there is no model hub) measures prompt adherence per variant; PSNR and SSIM measure
-how far the experiment's images moved from the baseline's and the GT's for the same
-prompts and seeds. The gate is calibrated by the GT: an experiment may lose as much
-quality as the known-good reference loses, plus a stated tolerance.
+how far the experiment's images moved from the reference baseline's (grader-side code,
+never the agent's baseline) and the GT's for the same prompts and seeds. The gate is
+calibrated by the GT: an experiment may lose as much quality as the known-good GT loses,
+plus a stated tolerance.
+
+Two levels: :func:`compare_batch` sees every timed batch as it is answered (SSIM on images
+reduced to at most :data:`COMPARE_SIDE` pixels a side, PSNR at full size: cheap enough for
+each batch), so no batch escapes the check; :func:`assess` scores the kept batches, chosen
+at random after they were answered, in full (CLIP too).
 """
 
 from __future__ import annotations
@@ -85,59 +91,107 @@ def clip_score(folder: Path, images: list[np.ndarray], prompts: list[str]) -> fl
 
 @dataclass(frozen=True)
 class QualityResult:
-    clip_baseline: float | None
+    clip_reference: float | None
     clip_experiment: float | None
     clip_gt: float | None
-    ssim_experiment_vs_baseline: float
-    ssim_gt_vs_baseline: float
+    ssim_experiment_vs_reference: float
+    ssim_gt_vs_reference: float
     ssim_experiment_vs_gt: float
-    psnr_experiment_vs_baseline: float
-    psnr_gt_vs_baseline: float
+    psnr_experiment_vs_reference: float
+    psnr_gt_vs_reference: float
     psnr_experiment_vs_gt: float
     n_images: int
     passed: bool
     failures: tuple[str, ...]
+    n_batches_compared: int = 0
+    batches_failed: tuple[int, ...] = ()
+    batch_ssim_loss_mean: float | None = None
+    batch_ssim_loss_max: float | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["failures"] = list(self.failures)
+        out["batches_failed"] = list(self.batches_failed)
         return out
 
 
-def gate(values: dict, cfg: QualityConfig) -> tuple[str, ...]:
+COMPARE_SIDE = 128
+
+
+def reduced(images: list[np.ndarray], side: int = COMPARE_SIDE) -> list[np.ndarray]:
+    """Images averaged down by a whole factor to at most ``side`` pixels a side (cheap SSIM)."""
+    out = []
+    for image in images:
+        h, w = image.shape[:2]
+        f = max(1, -(-max(h, w) // side))
+        if f == 1:
+            out.append(image)
+            continue
+        crop = image[: h - h % f, : w - w % f].astype(np.float32)
+        out.append(crop.reshape(crop.shape[0] // f, f, crop.shape[1] // f, f, 3).mean(axis=(1, 3)).round().astype(np.uint8))
+    return out
+
+
+def compare_batch(index: int, arrays: dict[str, list[np.ndarray]]) -> dict:
+    """One timed batch's figures: the experiment's and the GT's SSIM (reduced) and PSNR against the reference."""
+    ref = arrays["reference"]
+    small_ref = reduced(ref)
+    return {
+        "ssim_experiment": ssim(reduced(arrays["experiment"]), small_ref), "ssim_gt": ssim(reduced(arrays["gt"]), small_ref),
+        "psnr_experiment": psnr(arrays["experiment"], ref), "psnr_gt": psnr(arrays["gt"], ref),
+    }
+
+
+def batch_losses(comparisons: list[dict]) -> list[tuple[int, float]]:
+    """Per batch: how much more SSIM the experiment lost to the reference than the GT did."""
+    return [(c["index"], c["ssim_gt"] - c["ssim_experiment"]) for c in comparisons]
+
+
+def gate(values: dict, cfg: QualityConfig, comparisons: list[dict] | None = None) -> tuple[str, ...]:
     """Names of the gate's checks that fail; empty when the experiment passes."""
     failures = []
     if values.get("clip_experiment") is not None:
-        gt_drop = max(values["clip_baseline"] - values["clip_gt"], 0.0)
-        if values["clip_baseline"] - values["clip_experiment"] > gt_drop + cfg.clip_tolerance:
+        gt_drop = max(values["clip_reference"] - values["clip_gt"], 0.0)
+        if values["clip_reference"] - values["clip_experiment"] > gt_drop + cfg.clip_tolerance:
             failures.append("clip_drop")
-    gt_ssim = values["ssim_gt_vs_baseline"]
-    if values["ssim_experiment_vs_baseline"] < gt_ssim - cfg.ssim_tolerance:
+    gt_ssim = values["ssim_gt_vs_reference"]
+    if values["ssim_experiment_vs_reference"] < gt_ssim - cfg.ssim_tolerance:
         failures.append("ssim_drop")
     if cfg.psnr_tolerance_db is not None:
-        if values["psnr_experiment_vs_baseline"] < values["psnr_gt_vs_baseline"] - cfg.psnr_tolerance_db:
+        if values["psnr_experiment_vs_reference"] < values["psnr_gt_vs_reference"] - cfg.psnr_tolerance_db:
             failures.append("psnr_drop")
+    losses = batch_losses(comparisons or [])
+    if losses:
+        if any(loss > cfg.ssim_tolerance + cfg.batch_ssim_margin for _, loss in losses):
+            failures.append("batch_ssim_drop")
+        if sum(loss for _, loss in losses) / len(losses) > cfg.ssim_tolerance:
+            failures.append("ssim_drop_all_batches")
     return tuple(failures)
 
 
-def assess(baseline: list[np.ndarray], experiment: list[np.ndarray], gt: list[np.ndarray],
-           prompts: list[str], cfg: QualityConfig) -> QualityResult:
-    if not (len(baseline) == len(experiment) == len(gt) == len(prompts)) or not prompts:
-        raise ValueError(f"image counts differ: baseline {len(baseline)}, experiment {len(experiment)}, gt {len(gt)}, prompts {len(prompts)}")
-    shapes = {baseline[0].shape, experiment[0].shape, gt[0].shape}
+def assess(reference: list[np.ndarray], experiment: list[np.ndarray], gt: list[np.ndarray],
+           prompts: list[str], cfg: QualityConfig, comparisons: list[dict] | None = None) -> QualityResult:
+    if not (len(reference) == len(experiment) == len(gt) == len(prompts)) or not prompts:
+        raise ValueError(f"image counts differ: reference {len(reference)}, experiment {len(experiment)}, gt {len(gt)}, prompts {len(prompts)}")
+    shapes = {reference[0].shape, experiment[0].shape, gt[0].shape}
     if len(shapes) > 1:
         raise ValueError(f"image sizes differ between variants: {sorted(shapes)}")
-    values: dict = {"clip_baseline": None, "clip_experiment": None, "clip_gt": None}
+    values: dict = {"clip_reference": None, "clip_experiment": None, "clip_gt": None}
     if cfg.clip_model is not None:
         values.update(
-            clip_baseline=clip_score(cfg.clip_model, baseline, prompts),
+            clip_reference=clip_score(cfg.clip_model, reference, prompts),
             clip_experiment=clip_score(cfg.clip_model, experiment, prompts),
             clip_gt=clip_score(cfg.clip_model, gt, prompts),
         )
     values.update(
-        ssim_experiment_vs_baseline=ssim(experiment, baseline), ssim_gt_vs_baseline=ssim(gt, baseline),
-        ssim_experiment_vs_gt=ssim(experiment, gt), psnr_experiment_vs_baseline=psnr(experiment, baseline),
-        psnr_gt_vs_baseline=psnr(gt, baseline), psnr_experiment_vs_gt=psnr(experiment, gt),
+        ssim_experiment_vs_reference=ssim(experiment, reference), ssim_gt_vs_reference=ssim(gt, reference),
+        ssim_experiment_vs_gt=ssim(experiment, gt), psnr_experiment_vs_reference=psnr(experiment, reference),
+        psnr_gt_vs_reference=psnr(gt, reference), psnr_experiment_vs_gt=psnr(experiment, gt),
     )
-    failures = gate(values, cfg)
-    return QualityResult(**values, n_images=len(prompts), passed=not failures, failures=failures)
+    failures = gate(values, cfg, comparisons)
+    losses = batch_losses(comparisons or [])
+    return QualityResult(
+        **values, n_images=len(prompts), passed=not failures, failures=failures, n_batches_compared=len(losses),
+        batches_failed=tuple(i for i, loss in losses if loss > cfg.ssim_tolerance + cfg.batch_ssim_margin),
+        batch_ssim_loss_mean=sum(loss for _, loss in losses) / len(losses) if losses else None,
+        batch_ssim_loss_max=max(loss for _, loss in losses) if losses else None)

@@ -16,7 +16,8 @@ from typing import Any
 
 # Keys every task entry has, in the order the report shows them.
 CORE_KEYS = ("prompt_id", "task_key", "difficulty", "category", "status", "message", "flags", "mode",
-             "self_reported", "speedup", "speedup_ci", "gt_speedup", "relative_to_gt", "manifest_speedup",
+             "self_reported", "speedup", "speedup_ci", "agent_baseline_speedup", "gt_speedup", "relative_to_gt",
+             "manifest_speedup",
              "self_reported_speedup", "self_report_discrepancy", "quality", "variants")
 
 
@@ -33,6 +34,7 @@ class TaskResult:
     self_reported: bool = False
     speedup: float | None = None
     speedup_ci: list[float] | None = None
+    agent_baseline_speedup: float | None = None
     gt_speedup: float | None = None
     relative_to_gt: float | None = None
     manifest_speedup: float | None = None
@@ -47,6 +49,8 @@ class TaskResult:
     cpuset: list[int] | None = None
     threads: int | None = None
     quality_inputs: dict | None = None
+    reference: dict | None = None
+    baseline_vs_reference: dict | None = None
     scoring_seconds: float | None = None
     traceback: str | None = None
     grade_seconds: float | None = None

@@ -1,5 +1,5 @@
-"""A task's scores from its variants' runs: speedups with intervals, the self-report check,
-and the GT-calibrated quality gate that decides ``ok`` / ``quality_failed`` / ``tampered``.
+"""A task's scores from its variants' runs: speedups over the reference baseline with intervals,
+the agent's baseline against the reference, the self-report check, and the GT-calibrated quality gate that decides ``ok`` / ``quality_failed`` / ``tampered``.
 
 :func:`apply_quality` works from the images stored in the run folder alone, so grading,
 a resumed run whose quality options changed, and ``grader rescore`` all reach the same
@@ -14,7 +14,7 @@ from pathlib import Path
 from grader.config import IntegrityConfig, QualityConfig
 from grader.evidence.flags import TAMPER_FLAGS
 from grader.images import load_images
-from grader.runs.variant import VARIANTS, VariantRun
+from grader.runs.variant import IMAGE_VARIANTS, VARIANTS, VariantRun
 from grader.scores.aggregate import discrepancy
 from grader.scores.result import TaskResult
 from grader.scores.speedup import paired_speedup, speedup
@@ -28,18 +28,32 @@ def speedup_between(slow: VariantRun, fast: VariantRun) -> tuple[float, float, f
 
 
 def score_speedups(result: TaskResult, runs: dict[str, VariantRun], cfg: IntegrityConfig) -> None:
-    """Speedups of a task whose three variants all ran, and the check of the metrics file's claim."""
-    base, exp, gt = (runs[v] for v in VARIANTS)
-    point, low, high = speedup_between(base, exp)
+    """Speedups of a task whose variants all ran, the agent's baseline against the reference,
+    and the check of the metrics file's claim.
+
+    The headline ``speedup`` is ``t_reference / t_experiment``: the reference is the
+    task set's plain pipeline, so nothing the agent's baseline does can raise it.
+    ``agent_baseline_speedup`` is the old scripts' ``t_baseline / t_experiment``, shown beside it.
+    """
+    ref, base, exp, gt = (runs[v] for v in VARIANTS)
+    point, low, high = speedup_between(ref, exp)
     result.speedup, result.speedup_ci = point, [low, high]
-    result.gt_speedup = speedup_between(base, gt)[0]
+    result.agent_baseline_speedup = speedup_between(base, exp)[0]
+    result.gt_speedup = speedup_between(ref, gt)[0]
     result.relative_to_gt = speedup_between(gt, exp)[0]
-    gap = discrepancy(result.self_reported_speedup, point)
+    slower, slow_low, slow_high = speedup_between(base, ref)
+    result.baseline_vs_reference = {"ratio": slower, "ci": [slow_low, slow_high], "tolerance": cfg.baseline_tolerance}
+    if slow_low > 1.0 + cfg.baseline_tolerance:
+        result.add_flags(["baseline_sandbagged"], {"baseline_sandbagged": (
+            f"the agent's baseline took {slower:.2f}x the reference baseline's time per image (95% CI "
+            f"{slow_low:.2f}-{slow_high:.2f}x; tolerance {cfg.baseline_tolerance:.0%}); the headline speedup is "
+            f"measured against the reference, so this cannot raise it")})
+    gap = discrepancy(result.self_reported_speedup, result.agent_baseline_speedup)
     result.self_report_discrepancy = gap
     if gap is not None and gap > cfg.self_report_tolerance:
         result.add_flags(["self_report_mismatch"], {"self_report_mismatch": (
-            f"metrics file claims {result.self_reported_speedup:.2f}x; measured {point:.2f}x "
-            f"({gap:.0%} apart, tolerance {cfg.self_report_tolerance:.0%})")})
+            f"metrics file claims {result.self_reported_speedup:.2f}x; measured {result.agent_baseline_speedup:.2f}x "
+            f"over the agent's own baseline ({gap:.0%} apart, tolerance {cfg.self_report_tolerance:.0%})")})
 
 
 def regatable(result: TaskResult) -> bool:
@@ -55,11 +69,13 @@ def apply_quality(result: TaskResult, task_dir: Path, cfg: QualityConfig) -> Tas
     """
     from grader.scores import quality  # torch: only once images are scored
 
-    labels, prompts = result.quality_inputs["labels"], result.quality_inputs["prompts"]
+    inputs = result.quality_inputs
+    labels, prompts = inputs["labels"], inputs["prompts"]
     flags = set(result.flags) - {"quality_incomparable"}
     started = time.monotonic()
     try:
-        q = quality.assess(*(load_images(task_dir / v / "images", labels) for v in VARIANTS), prompts, cfg)
+        q = quality.assess(*(load_images(task_dir / v / "images", labels) for v in IMAGE_VARIANTS), prompts, cfg,
+                           inputs.get("batches"))
     except (ValueError, OSError) as exc:
         result.status, result.message, result.quality = "error", f"quality: {exc}", None
         flags.add("quality_incomparable")

@@ -58,6 +58,7 @@ class TaskEntry:
     experiment_name: str
     baseline_name: str
     metrics_name: str
+    reference_name: str | None = None   # path_to_reference_code, a file in reference_code/
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,8 @@ def _parse_entry(root: Path, item: object, index: int, source: str) -> TaskEntry
         key = TaskKey.parse(item["task_key"])
     except ValueError as exc:
         raise ManifestError(source, str(exc), label, "task_key") from exc
-    for field in _PATH_FIELDS:
-        value = item[field]
+    for field in (*_PATH_FIELDS, "path_to_reference_code"):
+        value = item.get(field, "")
         if "/" in value and field != "path_to_gt_code":
             raise ManifestError(source, f"expected a bare file name, got {value!r}", label, field)
     gt_dir = (root / GT_DIRNAME).resolve()
@@ -145,10 +146,15 @@ def _parse_entry(root: Path, item: object, index: int, source: str) -> TaskEntry
         raise ManifestError(source, f"{item['path_to_gt_code']!r} resolves outside {gt_dir} (symlink or '..')", label, "path_to_gt_code")
     if not resolved.is_file():
         raise ManifestError(source, f"GT file {gt_path} does not exist", label, "path_to_gt_code")
+    ref = item.get("path_to_reference_code")
+    if ref is not None:
+        ref_path = root / "reference_code" / ref
+        if ref_path.is_symlink() or not ref_path.is_file():
+            raise ManifestError(source, f"reference file {ref_path} is not a regular file", label, "path_to_reference_code")
     return TaskEntry(
         prompt_id=item["prompt_id"], task_key=key, original_filename=item["original_filename"],
         speedup=float(item["speedup"]), category=item["category"], difficulty=item["difficulty"],
         prompt_context=item["prompt_context"], gt_path=resolved,
         experiment_name=item["path_to_gen_code"], baseline_name=item["path_to_gen_code_baseline"],
-        metrics_name=item["path_to_metrics"],
+        metrics_name=item["path_to_metrics"], reference_name=item.get("path_to_reference_code"),
     )

@@ -44,9 +44,10 @@ def test_a_bad_setting_names_what_was_expected(setting, needle):
 
 def test_every_tunable_is_a_field_of_a_section():
     names = {f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
-    for needed in ("integrity.timer_tolerance", "integrity.idle_cpu", "integrity.sandbag_factor",
+    for needed in ("integrity.timer_tolerance", "integrity.idle_cpu", "integrity.baseline_tolerance", "integrity.frozen_cpu",
                    "integrity.implausible_factor", "integrity.self_report_tolerance", "timing.idle_grace_seconds",
-                   "timing.idle_window_seconds", "timing.load_cap_factor", "quality.ssim_tolerance"):
+                   "timing.idle_window_seconds", "timing.load_cap_factor", "timing.baseline_batches", "timing.quiet_timeout",
+                   "quality.ssim_tolerance", "quality.batch_ssim_margin"):
         assert needed in names
 
 

@@ -553,3 +553,26 @@ def test_container_cpu_time_is_read_from_cgroup_v1_v2_and_hybrid_hosts(tmp_path)
     (v1 / "cpu,cpuacct" / cid / "cpuacct.usage").write_text("500000000\n")
     assert dsb.cgroup_cpu_seconds(f"3:cpu,cpuacct:/{cid}\n", root=v1) == 0.5
     assert dsb.cgroup_cpu_seconds(f"0::/{cid}\n", root=tmp_path / "nothing") is None
+
+
+def test_container_pids_are_read_from_cgroup_procs_on_v1_v2_and_hybrid_hosts(tmp_path):
+    """``pids()`` attributes NVML per-process samples: the container's cgroup, never a root one."""
+    from grader.isolation.docker.monitor import cgroup_pids
+
+    cid = "docker/0c91014080bc"
+    v2 = tmp_path / "v2"
+    (v2 / cid).mkdir(parents=True)
+    (v2 / cid / "cgroup.procs").write_text("41\n57\n")
+    assert cgroup_pids(f"0::/{cid}\n", 41, root=v2) == [41, 57]
+    assert cgroup_pids(f"0::/{cid}\n", 99, root=v2) is None          # not the member's cgroup
+    (v2 / "cgroup.procs").write_text("1\n41\n57\n300\n")
+    assert cgroup_pids("0::/\n", 41, root=v2) is None                  # a root cgroup: every process
+
+    hybrid = tmp_path / "hybrid"
+    (hybrid / "unified" / cid).mkdir(parents=True)
+    (hybrid / "unified" / cid / "cgroup.procs").write_text("41\n")
+    (hybrid / "pids" / cid).mkdir(parents=True)
+    (hybrid / "pids" / cid / "cgroup.procs").write_text("41\n57\n")
+    assert cgroup_pids(f"0::/{cid}\n", 41, root=hybrid) == [41]
+    assert cgroup_pids(f"8:pids:/{cid}\n0::/{cid}\n", 41, root=hybrid) == [41, 57]
+    assert cgroup_pids(f"9:name=systemd:/{cid}\n", 41, root=tmp_path / "nothing") is None

@@ -19,12 +19,12 @@ WRONG_IMAGES = sleepy(0.002).replace("default_rng(g.initial_seed())", "default_r
 def graded(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("graded")
     tasks = task_set(tmp_path / "tasks", [
-        {"prompt_id": "1", "gt": sleepy(0.01), "difficulty": "easy"},
-        {"prompt_id": "2", "gt": sleepy(0.01), "difficulty": "medium"},
-        {"prompt_id": "3", "gt": sleepy(0.01), "difficulty": "hard"},
-        {"prompt_id": "4", "gt": sleepy(0.01), "difficulty": "easy"},
-        {"prompt_id": "5", "gt": sleepy(0.01), "difficulty": "medium"},
-        {"prompt_id": "6", "gt": sleepy(0.01), "difficulty": "hard"},
+        {"prompt_id": "1", "gt": sleepy(0.01), "reference": sleepy(0.02), "difficulty": "easy"},
+        {"prompt_id": "2", "gt": sleepy(0.01), "reference": sleepy(0.02), "difficulty": "medium"},
+        {"prompt_id": "3", "gt": sleepy(0.01), "reference": sleepy(0.02), "difficulty": "hard"},
+        {"prompt_id": "4", "gt": sleepy(0.01), "reference": sleepy(0.02), "difficulty": "easy"},
+        {"prompt_id": "5", "gt": sleepy(0.01), "reference": sleepy(0.02), "difficulty": "medium"},
+        {"prompt_id": "6", "gt": sleepy(0.01), "reference": sleepy(0.02), "difficulty": "hard"},
     ])
     sub = tmp_path / "sub"
     for pid in "123456":
@@ -54,7 +54,7 @@ def test_mixed_outcomes_are_scored_as_what_they_are(graded):
         "1": "ok", "2": "quality_failed", "3": "missing", "4": "invalid_metrics", "5": "error", "6": "ok"}
     assert by_id["1"]["speedup"] > 2.0 and by_id["1"]["relative_to_gt"] > 1.2
     assert by_id["1"]["gt_speedup"] > 1.2
-    assert by_id["1"]["quality"]["passed"] and by_id["1"]["quality"]["ssim_experiment_vs_baseline"] == pytest.approx(1.0)
+    assert by_id["1"]["quality"]["passed"] and by_id["1"]["quality"]["ssim_experiment_vs_reference"] == pytest.approx(1.0)
     assert "ssim_drop" in by_id["2"]["quality"]["failures"]
     assert "3_metrics.json is missing" in by_id["3"]["message"]
     assert "$" in by_id["4"]["metrics_error"]["json_path"] and "4_metrics.json" in by_id["4"]["message"]

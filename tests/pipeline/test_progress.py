@@ -96,4 +96,4 @@ def test_the_supervisor_tells_every_phase_of_a_real_run(tmp_path):
     assert {v for v, _, _ in told} == {"experiment"}
     assert [(p, d) for _, p, d in told] == [
         ("loading", ""), ("warm-up", "1/2"), ("warm-up", "2/2"),
-        ("timed", "batch 1"), ("timed", "batch 2"), ("timed", "batch 3"), ("probes", ""), ("probes", "")]
+        ("timed", "batch 1"), ("timed", "batch 2"), ("timed", "batch 3"), ("probes", ""), ("probes", ""), ("probes", "")]

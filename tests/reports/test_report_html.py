@@ -47,9 +47,9 @@ def _task(pid: str, status: str, **over) -> dict:
 
 
 def _quality(passed: bool, ssim: float) -> dict:
-    return {"clip_baseline": None, "clip_experiment": None, "clip_gt": None, "ssim_experiment_vs_baseline": ssim,
-            "ssim_gt_vs_baseline": 0.97, "ssim_experiment_vs_gt": ssim, "psnr_experiment_vs_baseline": 30.0,
-            "psnr_gt_vs_baseline": 32.0, "psnr_experiment_vs_gt": 29.0, "n_images": 4, "passed": passed,
+    return {"clip_reference": None, "clip_experiment": None, "clip_gt": None, "ssim_experiment_vs_reference": ssim,
+            "ssim_gt_vs_reference": 0.97, "ssim_experiment_vs_gt": ssim, "psnr_experiment_vs_reference": 30.0,
+            "psnr_gt_vs_reference": 32.0, "psnr_experiment_vs_gt": 29.0, "n_images": 4, "passed": passed,
             "failures": [] if passed else ["ssim_drop"]}
 
 
@@ -93,14 +93,13 @@ def synthetic_run(tmp_path: Path) -> tuple[Path, dict]:
     rng = np.random.default_rng(0)
     for t in tasks:
         if t.get("quality_inputs"):
-            for variant in ("baseline", "experiment", "gt"):
+            t["quality_inputs"]["seeds"] = [100, 101, 200, 201]
+            for variant in ("reference", "experiment", "gt"):
                 for label in ("b0000", "b0001"):
                     folder = run_dir / "tasks" / t["prompt_id"] / variant / "images" / label
                     folder.mkdir(parents=True)
                     for k in range(2):
                         np.save(folder / f"{k:03d}.npy", rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
-    (run_dir / "run.json").write_text(json.dumps({"kept_batches": {"b0000": {"seed": 100, "prompts": prompts[:2]},
-                                                                   "b0001": {"seed": 200, "prompts": prompts[2:]}}}))
     environment = {"git_commit": None, "libraries": {"python": "3"}, "machine": {"device": "cpu", "gpu": None},
                    "image": None}
     now = time.time()
@@ -140,7 +139,7 @@ def test_page_has_every_section(run):
     # one image grid per task with stored images: 4 rows (prompt, seed) x 3 variants
     for pid in ("1", "2", "10", "11"):
         section = page.split(f'id="task-{pid}"')[1].split('<section class="task"')[0]
-        assert section.count('<img alt="baseline ') == 4 and section.count('<img alt="gt ') == 4
+        assert section.count('<img alt="reference ') == 4 and section.count('<img alt="gt ') == 4
         assert "per-image time distribution" in section
         assert ">100<br>" in section and ">201<br>" in section      # seed of each image: batch seed + index
     # flags with their evidence

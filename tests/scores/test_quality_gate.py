@@ -16,9 +16,9 @@ CFG = QualityConfig(clip_tolerance=1.0, ssim_tolerance=0.125, psnr_tolerance_db=
 
 def values(**overrides) -> dict:
     base = {
-        "clip_baseline": 30.0, "clip_experiment": 30.0, "clip_gt": 29.0,
-        "ssim_experiment_vs_baseline": 0.75, "ssim_gt_vs_baseline": 0.75,
-        "psnr_experiment_vs_baseline": 30.0, "psnr_gt_vs_baseline": 30.0,
+        "clip_reference": 30.0, "clip_experiment": 30.0, "clip_gt": 29.0,
+        "ssim_experiment_vs_reference": 0.75, "ssim_gt_vs_reference": 0.75,
+        "psnr_experiment_vs_reference": 30.0, "psnr_gt_vs_reference": 30.0,
     }
     base.update(overrides)
     return base
@@ -48,7 +48,7 @@ def test_a_gt_that_gains_clip_counts_as_zero_loss(clip_experiment, failed):
 
 
 def test_clip_check_skipped_without_clip_scores():
-    no_clip = values(clip_baseline=None, clip_experiment=None, clip_gt=None)
+    no_clip = values(clip_reference=None, clip_experiment=None, clip_gt=None)
     assert quality.gate(no_clip, CFG) == ()
 
 
@@ -60,20 +60,20 @@ def test_clip_check_skipped_without_clip_scores():
     (0.6251, False), (0.6249, True), (0.1, True),
 ])
 def test_ssim_drop_is_relative_to_the_gt(ssim_experiment, failed):
-    assert ("ssim_drop" in quality.gate(values(ssim_experiment_vs_baseline=ssim_experiment), CFG)) is failed
+    assert ("ssim_drop" in quality.gate(values(ssim_experiment_vs_reference=ssim_experiment), CFG)) is failed
 
 
 def test_ssim_threshold_moves_with_the_gt():
     # a GT that itself moved far from the baseline allows the experiment as far
-    assert quality.gate(values(ssim_gt_vs_baseline=0.5, ssim_experiment_vs_baseline=0.375), CFG) == ()
-    assert quality.gate(values(ssim_gt_vs_baseline=0.5, ssim_experiment_vs_baseline=0.37), CFG) == ("ssim_drop",)
+    assert quality.gate(values(ssim_gt_vs_reference=0.5, ssim_experiment_vs_reference=0.375), CFG) == ()
+    assert quality.gate(values(ssim_gt_vs_reference=0.5, ssim_experiment_vs_reference=0.37), CFG) == ("ssim_drop",)
 
 
 # ----------------------------------------------------------------------------- PSNR
 
 
 def test_psnr_checked_only_when_a_tolerance_is_set():
-    far = values(psnr_experiment_vs_baseline=5.0)
+    far = values(psnr_experiment_vs_reference=5.0)
     assert quality.gate(far, CFG) == ()
     with_psnr = QualityConfig(clip_tolerance=1.0, ssim_tolerance=0.125, psnr_tolerance_db=2.0)
     assert quality.gate(far, with_psnr) == ("psnr_drop",)
@@ -82,18 +82,18 @@ def test_psnr_checked_only_when_a_tolerance_is_set():
 @pytest.mark.parametrize("psnr_experiment, failed", [(28.0, False), (28.01, False), (27.99, True), (40.0, False)])
 def test_psnr_drop_just_under_and_over(psnr_experiment, failed):
     cfg = QualityConfig(clip_tolerance=1.0, ssim_tolerance=0.125, psnr_tolerance_db=2.0)
-    assert ("psnr_drop" in quality.gate(values(psnr_experiment_vs_baseline=psnr_experiment), cfg)) is failed
+    assert ("psnr_drop" in quality.gate(values(psnr_experiment_vs_reference=psnr_experiment), cfg)) is failed
 
 
 def test_psnr_tolerance_zero_demands_the_gt_psnr():
     cfg = QualityConfig(psnr_tolerance_db=0.0)
-    assert quality.gate(values(psnr_experiment_vs_baseline=30.0), cfg) == ()
-    assert quality.gate(values(psnr_experiment_vs_baseline=29.99), cfg) == ("psnr_drop",)
+    assert quality.gate(values(psnr_experiment_vs_reference=30.0), cfg) == ()
+    assert quality.gate(values(psnr_experiment_vs_reference=29.99), cfg) == ("psnr_drop",)
 
 
 def test_all_failures_are_named_in_order():
     cfg = QualityConfig(clip_tolerance=1.0, ssim_tolerance=0.125, psnr_tolerance_db=2.0)
-    bad = values(clip_experiment=20.0, ssim_experiment_vs_baseline=0.1, psnr_experiment_vs_baseline=10.0)
+    bad = values(clip_experiment=20.0, ssim_experiment_vs_reference=0.1, psnr_experiment_vs_reference=10.0)
     assert quality.gate(bad, cfg) == ("clip_drop", "ssim_drop", "psnr_drop")
 
 
@@ -127,8 +127,8 @@ def test_assess_on_tiny_images_without_clip():
     result = quality.assess(a, a, a, ["p0", "p1"], QualityConfig())
     assert result.passed and result.failures == () and result.n_images == 2
     assert result.clip_experiment is None
-    assert result.psnr_experiment_vs_baseline == PSNR_CAP
-    assert result.ssim_experiment_vs_baseline == pytest.approx(1.0, abs=1e-6)
+    assert result.psnr_experiment_vs_reference == PSNR_CAP
+    assert result.ssim_experiment_vs_reference == pytest.approx(1.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("counts", [(2, 1, 2, 2), (2, 2, 1, 2), (2, 2, 2, 1), (0, 0, 0, 0)])

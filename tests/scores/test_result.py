@@ -44,9 +44,9 @@ def _graded() -> TaskResult:
     result.self_reported_speedup, result.self_report_discrepancy = 2.1, 0.05
     result.gpu, result.cpuset, result.threads = "0", [1, 2, 3], 3
     result.quality_inputs = {"labels": ["b0000"], "prompts": ["a", "b"]}
-    result.quality = {"clip_baseline": None, "clip_experiment": None, "clip_gt": None,
-                      "ssim_experiment_vs_baseline": 0.9, "ssim_gt_vs_baseline": 0.91, "ssim_experiment_vs_gt": 0.95,
-                      "psnr_experiment_vs_baseline": 30.0, "psnr_gt_vs_baseline": 31.0, "psnr_experiment_vs_gt": 33.0,
+    result.quality = {"clip_reference": None, "clip_experiment": None, "clip_gt": None,
+                      "ssim_experiment_vs_reference": 0.9, "ssim_gt_vs_reference": 0.91, "ssim_experiment_vs_gt": 0.95,
+                      "psnr_experiment_vs_reference": 30.0, "psnr_gt_vs_reference": 31.0, "psnr_experiment_vs_gt": 33.0,
                       "n_images": 2, "passed": True, "failures": []}
     result.scoring_seconds, result.grade_seconds = 0.4, 12.5
     result.resume = {"key": "k", "quality_key": "q"}
