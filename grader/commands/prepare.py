@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pattern", default=lib.DEFAULT_PATTERN, metavar="REGEX",
                         help="filename grammar, matched against the whole file name; named groups "
                              "model, sampler, steps, speedup and optionally desc")
+    parser.add_argument("--reference-template", type=Path, default=None, metavar="FILE",
+                        help="template of each task key's reference baseline, reference_code/<TASK_KEY>.py "
+                             "(string.Template: $task_key $model $sampler $steps; default: the grader's plain "
+                             "diffusers pipeline). Existing reference files are never overwritten")
     parser.add_argument("--template", dest="template_path", type=Path, default=None, metavar="FILE",
                         help="prompt_context template (string.Template: $task_key $model $sampler $steps "
                              "$description $speedup ...; default grader/data/prompt_context.txt)")
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         config = lib.PrepareConfig(
             source_dir=args.source_dir, out_dir=args.out_dir, start_id=args.start_id, per_task=args.per_task,
             category=args.category, pattern=args.pattern, template_path=args.template_path,
+            reference_template=args.reference_template,
             dry_run=args.dry_run, force=args.force, strict=args.strict,
         )
         result = lib.prepare(config)

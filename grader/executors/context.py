@@ -8,7 +8,7 @@ run folder) with silent callbacks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -36,6 +36,8 @@ class TaskContext:
     run_dir: Path
     note: Callable[[str], None] = _silent_note
     phases: Callable[[str], PhaseCallback] = _silent_phases
+    # Trusted code read before anything ran (grader.taskset.reference.snapshot): TaskCode or a message.
+    code: dict = field(default_factory=dict)
 
 
 class GradeTask(Protocol):

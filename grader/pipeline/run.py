@@ -30,6 +30,7 @@ from grader.reports import outputs
 from grader.reports.document import build_report
 from grader.scores.result import TaskResult
 from grader.scores.task import apply_quality, regatable
+from grader.taskset import reference
 from grader.taskset.manifest import TaskEntry, TaskSet
 from grader.taskset.prompts import Schedule, load_pool
 from grader.taskset.submission import task_files
@@ -73,7 +74,8 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter: Reporter) -> dict:
     record.doc["pool_digest"] = pool_digest(pool)
     record.doc.pop("kept_batches", None)
     record.save()
-    ctx = TaskContext(cfg, schedule, run_dir, note=reporter, phases=reporter.phases)
+    ctx = TaskContext(cfg, schedule, run_dir, note=reporter, phases=reporter.phases,
+                      code=reference.snapshot(cfg.tasks, task_set.tasks))
     qkey = quality_key(options, __version__)
     pool_key = record.doc["pool_digest"]
 

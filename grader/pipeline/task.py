@@ -16,7 +16,7 @@ from grader.executors.context import TaskContext
 from grader.runs.interleave import run_variants
 from grader.runs.placement import cpu_share, thread_share
 from grader.runs.script_mode import run_script
-from grader.runs.variant import TRUSTED_VARIANTS, VARIANTS, VariantRun, VariantSpec
+from grader.runs.variant import IMAGE_VARIANTS, TRUSTED_VARIANTS, VARIANTS, VariantRun, VariantSpec
 from grader.scores.result import TaskResult
 from grader.scores.task import apply_quality, score_speedups
 from grader.taskset import reference, submission
@@ -69,12 +69,17 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> Tas
             timeout=cfg.script_timeout, gpu=gpu, labels={"sd-grader.task": task.prompt_id, "sd-grader.variant": "script"}),
             task)
 
-    try:
-        ref_code = reference.for_task(cfg.tasks, task)
-    except ConfigError as exc:
-        return result.fail("error", str(exc), "no_reference")
-    result.reference = ref_code.describe()
-    ref_path = ref_code.write_to(task_dir / "reference_code")
+    code = ctx.code.get(task.prompt_id)
+    if code is None:
+        try:
+            code = reference.TaskCode(task.gt_path.name, task.gt_path.read_bytes(), reference.for_task(cfg.tasks, task))
+        except (ConfigError, OSError) as exc:
+            code = str(exc)
+    if isinstance(code, str):
+        return result.fail("error", code, "no_reference")
+    result.reference = code.reference.describe()
+    ref_path = code.reference.write_to(task_dir / "trusted_code")
+    gt_path = code.write_gt(task_dir / "trusted_code")
     cpuset = cpu_share(gpu, cfg.gpus) if cfg.pins_cpus else None
     threads = thread_share(cfg.gpus, cpuset)
     limits = {"baseline": dict(max_batches=min(cfg.timing.baseline_batches, cfg.timing.max_batches), probes=False,
@@ -85,7 +90,7 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> Tas
                     device=cfg.device, sandbox=cfg.sandbox, gpu=gpu,
                     timeout=cfg.variant_timeout, cpuset=cpuset, threads=threads,
                     labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)), **limits.get(variant, {}))
-        for variant, path in (("gt", task.gt_path), ("reference", ref_path), ("baseline", files.baseline),
+        for variant, path in (("gt", gt_path), ("reference", ref_path), ("baseline", files.baseline),
                               ("experiment", files.experiment))
     ]
     result.gpu, result.cpuset, result.threads = gpu, list(cpuset) if cpuset else None, threads
@@ -124,7 +129,9 @@ def score_task(result: TaskResult, runs: dict[str, VariantRun], ctx: TaskContext
     batches = [schedule.timed(int(label[1:])) for label in labels]
     result.quality_inputs = {"labels": labels, "prompts": [p for b in batches for p in b.prompts],
                              "seeds": [s for b in batches for s in b.seeds or ()],
-                             "batches": runs["experiment"].comparisons}
+                             "batches": runs["experiment"].comparisons,
+                             "digests": {v: {label: runs[v].digests.get(label, []) for label in labels}
+                                         for v in IMAGE_VARIANTS}}
     return apply_quality(result, ctx.run_dir / "tasks" / result.prompt_id, cfg.quality)
 
 

@@ -25,7 +25,7 @@ from grader.config import TimingConfig
 from grader.runs.keeper import CompareBatch, ImageKeeper
 from grader.runs.supervisor import PROBE_KINDS, PhaseCallback, VariantWorker, no_phases
 from grader.runs.telemetry import GpuSampler
-from grader.runs.variant import VariantRun, VariantSpec
+from grader.runs.variant import TRUSTED_VARIANTS, VariantRun, VariantSpec
 from grader.taskset.prompts import Schedule
 
 
@@ -47,6 +47,31 @@ class Turns:
     def release(self) -> None:
         for worker in self.workers:
             worker.resume()
+
+
+# NVML stamps a per-process sample at the end of its period (1/6 s to 1 s by product); a sample
+# within this long of a batch's start may still describe work from before it.
+GPU_SAMPLE_MARGIN = 0.5
+
+
+def record_gpu_sharing(workers: list[VariantWorker], sampler: GpuSampler) -> None:
+    """Note, per trusted variant's timed batch, every other variant whose processes NVML saw on the GPU."""
+    pids = {w.spec.name: set(w.host_pids) for w in workers}
+    for worker in workers:
+        if worker.spec.name not in TRUSTED_VARIANTS:
+            continue
+        for batch in worker.run.batches:
+            if batch.started_at is None:
+                continue
+            window = (batch.started_at, batch.started_at + batch.seconds)
+            for other in workers:
+                if other is worker or not pids[other.spec.name]:
+                    continue
+                users = sampler.gpu_users(window, pids[other.spec.name], GPU_SAMPLE_MARGIN)
+                if users:
+                    worker.run.probes.setdefault("gpu_shared_with", []).append({
+                        "batch": batch.index, "variant": other.spec.name,
+                        "samples": sum(u["samples"] for u in users), "max_sm": max(u["max_sm_util"] for u in users)})
 
 
 def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingConfig, root: Path,
@@ -111,6 +136,8 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                     finished[worker.spec.name] = worker.finish()
             round_ += 1
         keeper.drop_incomplete()
+        if sampler is not None:
+            record_gpu_sharing(workers, sampler)
         telemetry = sampler.stop() if sampler is not None else None
         for worker in workers:
             worker.run.telemetry = telemetry

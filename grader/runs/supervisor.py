@@ -83,6 +83,7 @@ class VariantWorker:
         self._finished = False
         self._pause_mark: tuple[float, float | None] | None = None
         self._sched: dict[int, tuple] = {}
+        self.host_pids: set[int] = set()                              # for NVML's per-process samples
         self.last: tuple[int, str, list] | None = None                # (index, label, arrays) of the last timed batch
 
     @property
@@ -136,6 +137,7 @@ class VariantWorker:
             return
         self.paused = True
         self._pause_mark = (time.monotonic(), self.proc.cpu_seconds())
+        self.host_pids |= set(self.proc.pids())
 
     def resume(self) -> None:
         """Thaw the worker; CPU it used while frozen (nothing, unless something let it run) is recorded."""
@@ -221,6 +223,7 @@ class VariantWorker:
         run.phases["warmup"] = time.monotonic() - t0
         run.image_dir = self.root / "images"
         self._sched = self._sched_snapshot()
+        self.host_pids = set(self.proc.pids())
 
     def can_continue(self) -> bool:
         """Whether another timed batch is allowed: alive, under max_batches and the budget."""

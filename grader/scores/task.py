@@ -8,6 +8,7 @@ verdict the same way.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -56,6 +57,19 @@ def score_speedups(result: TaskResult, runs: dict[str, VariantRun], cfg: Integri
             f"over the agent's own baseline ({gap:.0%} apart, tolerance {cfg.self_report_tolerance:.0%})")})
 
 
+def altered_images(images: dict[str, list], labels: list[str], digests: dict | None) -> str | None:
+    """Evidence when the stored images differ from the digests taken at answer time."""
+    if not digests:
+        return None
+    for variant, arrays in images.items():
+        expected = [d for label in labels for d in (digests.get(variant) or {}).get(label, [])]
+        found = [hashlib.sha1(a.tobytes()).hexdigest() for a in arrays]
+        if found != expected:
+            return (f"{variant}'s stored images for {', '.join(labels)} are not the ones it answered "
+                    f"({sum(a != b for a, b in zip(found, expected)) + abs(len(found) - len(expected))} differ)")
+    return None
+
+
 def regatable(result: TaskResult) -> bool:
     """Whether the quality gate decided this result's status (and its images are recorded)."""
     return result.status in REGATED_STATUSES and bool(result.quality_inputs)
@@ -74,8 +88,12 @@ def apply_quality(result: TaskResult, task_dir: Path, cfg: QualityConfig) -> Tas
     flags = set(result.flags) - {"quality_incomparable"}
     started = time.monotonic()
     try:
-        q = quality.assess(*(load_images(task_dir / v / "images", labels) for v in IMAGE_VARIANTS), prompts, cfg,
-                           inputs.get("batches"))
+        images = {v: load_images(task_dir / v / "images", labels) for v in IMAGE_VARIANTS}
+        altered = altered_images(images, labels, inputs.get("digests"))
+        if altered:
+            flags.add("images_altered")
+            result.evidence = {**(result.evidence or {}), "images_altered": altered}
+        q = quality.assess(*images.values(), prompts, cfg, inputs.get("batches"))
     except (ValueError, OSError) as exc:
         result.status, result.message, result.quality = "error", f"quality: {exc}", None
         flags.add("quality_incomparable")

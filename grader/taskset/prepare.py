@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from grader.errors import ConfigError
 from grader.files import atomic_write
-from grader.taskset.manifest import TaskSet
+from grader.taskset import reference
+from grader.taskset.manifest import TaskKey, TaskSet
 from grader.taskset.prepare_names import (
     DEFAULT_PATTERN,
     OPTIONAL_GROUPS,
@@ -69,6 +70,7 @@ def write(result: PrepareResult) -> None:
         for task in result.tasks:
             if task.gt_action != "unchanged":
                 atomic_write(task.gt_path, task.gt_bytes)
+        result.references = write_references(result)
         if result.mapping_action != "unchanged":
             atomic_write(result.mapping_path, result.mapping_bytes)
         if result.manifest_action != "unchanged":
@@ -79,6 +81,27 @@ def write(result: PrepareResult) -> None:
     loaded = TaskSet.from_dir(result.config.out_dir)
     if loaded.invalid:
         raise ConfigError(f"the written task set does not load: {loaded.invalid[0].message}")
+
+
+def write_references(result: PrepareResult) -> dict[str, str]:
+    """``reference_code/<TASK_KEY>.py`` for each task key, from the reference template, where none exists.
+
+    An existing file is the owner's, frozen in the task set: it is never overwritten.
+    """
+    template = reference.template_text(result.config.reference_template)
+    actions = {}
+    for task in result.tasks:
+        key = TaskKey.parse(task.source.task_key)
+        path = result.config.out_dir / reference.REFERENCE_DIRNAME / reference.default_name(key)
+        if str(key) in actions:
+            continue
+        if path.exists() or path.is_symlink():
+            actions[str(key)] = "kept"
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, reference.render(key, template, str(result.config.reference_template or reference.TEMPLATE)).encode())
+        actions[str(key)] = "written"
+    return actions
 
 
 def prepare(config: PrepareConfig) -> PrepareResult:

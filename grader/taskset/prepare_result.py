@@ -46,6 +46,7 @@ class PrepareConfig:
     category: str = DEFAULT_CATEGORY
     pattern: str = DEFAULT_PATTERN
     template_path: Path | None = None  # None: the packaged default template
+    reference_template: Path | None = None  # None: grader/data/reference_template.py.tmpl
     dry_run: bool = False
     force: bool = False  # overwrite differing GT files and accept renumbering
     strict: bool = False  # write nothing when a file or group was skipped
@@ -55,6 +56,8 @@ class PrepareConfig:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
         if self.template_path is not None:
             object.__setattr__(self, "template_path", Path(self.template_path))
+        if self.reference_template is not None:
+            object.__setattr__(self, "reference_template", Path(self.reference_template))
         if isinstance(self.start_id, bool) or not isinstance(self.start_id, int) or self.start_id < 0:
             raise ConfigError(f"--start-id must be a non-negative integer, got {self.start_id!r}")
         if isinstance(self.per_task, bool) or not isinstance(self.per_task, int) or self.per_task < 1:
@@ -119,6 +122,7 @@ class PrepareResult:
     manifest_action: str
     mapping_action: str
     written: bool = False
+    references: dict[str, str] = field(default_factory=dict)   # task key -> "written" / "kept"
 
     @property
     def manifest_path(self) -> Path:
@@ -237,6 +241,8 @@ def summary(result: PrepareResult) -> str:
         lines.append(f"GT files not in the new manifest, left in place ({len(result.stale_gt)}): " + ", ".join(result.stale_gt))
     if result.tasks:
         lines.append(f"manifest: {_verb(result.manifest_action, done)} {result.manifest_path}")
+        for key, action in sorted(result.references.items()):
+            lines.append(f"reference baseline {key}: {action} {cfg.out_dir / 'reference_code' / (key + '.py')}")
         lines.append(f"mapping:  {_verb(result.mapping_action, done)} {result.mapping_path}")
     code = result.exit_code
     if code == 1:

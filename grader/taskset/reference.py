@@ -98,3 +98,36 @@ def for_task(root: Path, task: TaskEntry) -> ReferenceCode:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what}: cannot read: {exc}") from exc
     return ReferenceCode(str(task.task_key), text, TASK_SET, path)
+
+
+@dataclass(frozen=True)
+class TaskCode:
+    """A task's trusted code as read before any submission ran: the GT's bytes and the reference."""
+
+    gt_name: str
+    gt: bytes
+    reference: ReferenceCode
+
+    def write_gt(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / self.gt_name
+        path.write_bytes(self.gt)
+        return path
+
+
+def snapshot(root: Path, tasks) -> dict[str, TaskCode | str]:
+    """Every task's trusted code, read once up front (a message per task that cannot be read).
+
+    Under a sandbox that does not isolate, a submission graded early could rewrite a later
+    task's GT or reference file; grading from this snapshot makes that rewrite come too late.
+    """
+    out: dict[str, TaskCode | str] = {}
+    for task in tasks:
+        try:
+            gt = Path(task.gt_path).read_bytes()
+            out[task.prompt_id] = TaskCode(Path(task.gt_path).name, gt, for_task(root, task))
+        except ConfigError as exc:
+            out[task.prompt_id] = str(exc)
+        except OSError as exc:
+            out[task.prompt_id] = f"GT file {task.gt_path}: cannot read: {exc}"
+    return out

@@ -3,9 +3,11 @@
 Each case is a module file in ``cases/`` (its docstring says the trick and the defence). A test
 module grades its cases in one run (``grade_cases``) per sandbox and asserts, per case, the
 status, the flags and that every flag comes with evidence. Most cases are pipeline-free: the
-GT, the baseline and honest experiments wait ``PER_IMAGE`` seconds per image and return images
-that are a deterministic function of (prompt, seed), so a whole run takes seconds and the tricks
-cheat relative to them. ``docs/integrity.md`` is the table of tricks, defences and tests.
+trusted reference baseline (the task set's plain pipeline, ``honest_baseline.py`` unless a case
+names another), the GT, the agent's baseline and honest experiments wait ``PER_IMAGE`` seconds
+per image and return images that are a deterministic function of (prompt, seed), so a whole run
+takes seconds and the tricks cheat relative to them. ``docs/integrity.md`` is the table of
+tricks, defences and tests.
 
 Sandboxes: every case runs under ``local`` and, where a Docker engine and the CPU image are
 there (see ``tests/conftest.py``), under ``docker`` too. Cases that only a real sandbox can stop
@@ -40,7 +42,7 @@ RUNTIME_INTEGRITY_FLAGS = TAMPER_FLAGS | {
     "nondeterministic", "baseline_sandbagged", "implausible_speedup", "load_cap_exceeded",
     "bad_image", "wrong_image_count", "wrong_image_size",
 }
-GOOD_STATUSES = ("ok", "quality_failed", "tampered")   # the three variants ran to the end
+GOOD_STATUSES = ("ok", "quality_failed", "tampered")   # every variant ran to the end
 
 
 def integrity_flags(flags) -> set[str]:
@@ -55,6 +57,9 @@ class Case:
     experiment: str
     baseline: str = "honest_baseline"
     gt: str = "honest_gt"
+    # The task set's reference baseline (trusted, carries the headline): the plain-pipeline
+    # stand-in by default; None: none in the task set (a diffusers GT gets the grader's template).
+    reference: str | None = "honest_baseline"
     status: tuple[str, ...] = ("tampered",)
     flags: tuple[str, ...] = ()             # flags the task must carry, each with evidence
     honest: bool = False                    # no integrity flag at all (runtime or static) ...
@@ -65,6 +70,7 @@ class Case:
     claimed: float = 3.0                    # the self-reported speedup in the metrics file
     manifest_speedup: float = 1.5           # the GT's known speedup (the honest baseline is 1.5x the GT)
     sandboxes: tuple[str, ...] = ("local", "docker")
+    subs: tuple[tuple[str, str], ...] = ()  # text replacements in this case's experiment and baseline files
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __str__(self) -> str:
@@ -94,16 +100,19 @@ def build(root: Path, cases: list[Case], substitutions: dict[str, str] | None = 
     """Write a task set and a submission for ``cases``; returns (tasks, submission, id by case name)."""
     ids = {case.name: str(100 + k) for k, case in enumerate(cases)}
     entries = [{"prompt_id": ids[c.name], "gt": source(c.gt), "speedup": c.manifest_speedup,
-                "original_filename": f"SD1.5_DDIM_10_{c.name}_{c.manifest_speedup}x.py"} for c in cases]
+                "original_filename": f"SD1.5_DDIM_10_{c.name}_{c.manifest_speedup}x.py",
+                **({"reference": source(c.reference)} if c.reference is not None else {})} for c in cases]
     tasks = task_set(root / "tasks", entries)
     sub = root / "sub"
     for case in cases:
         pid = ids[case.name]
-        experiment = source(case.experiment)
-        for key, value in (substitutions or {}).items():
+        experiment, baseline = source(case.experiment), source(case.baseline)
+        for key, value in (*(substitutions or {}).items(), *case.subs):
             experiment = experiment.replace(key, value)
+        for key, value in case.subs:
+            baseline = baseline.replace(key, value)
         write(sub / f"{pid}_experiment.py", experiment)
-        write(sub / f"{pid}_baseline.py", source(case.baseline))
+        write(sub / f"{pid}_baseline.py", baseline)
         write(sub / f"{pid}_metrics.json", _metrics(case.claimed))
     return tasks, sub, ids
 
@@ -119,11 +128,13 @@ def model_dir(root: Path) -> Path:
 
 
 def grade_cases(root: Path, sandbox: str, cases: list[Case], substitutions: dict[str, str] | None = None,
-                models: Path | None = None, device: str = "cpu", **timing_overrides) -> dict[str, dict]:
+                models: Path | None = None, device: str = "cpu", seed: int | None = 11,
+                **timing_overrides) -> dict[str, dict]:
     """Grade every case that applies to ``sandbox`` in one run; results by case name.
 
     ``models``: a models folder for real pipelines (``tiny_models``); pipeline-free cases get an
-    empty stand-in."""
+    empty stand-in. ``seed``: the run's explicit ``--seed`` (schedules derived from it and the
+    task id, so predictable); None grades as a run without one does (secret schedules)."""
     cases = [c for c in cases if sandbox in c.sandboxes]
     if root.exists():
         shutil.rmtree(root)
@@ -131,7 +142,7 @@ def grade_cases(root: Path, sandbox: str, cases: list[Case], substitutions: dict
     os.chmod(root, 0o755)
     tasks, sub, ids = build(root, cases, substitutions)
     cfg = GradeConfig(submission=sub, tasks=tasks, model_dir=models or model_dir(root), out=root / "run", sandbox=sandbox, device=device,
-                      seed=11, prompts_file=prompt_file(root / "prompts.txt"), timing=timing(**timing_overrides),
+                      seed=seed, prompts_file=prompt_file(root / "prompts.txt"), timing=timing(**timing_overrides),
                       quality=QualityConfig(ssim_tolerance=0.05))
     doc = grade(cfg, progress=lambda _: None)
     by_id = {t["prompt_id"]: t for t in doc["tasks"]}
@@ -147,10 +158,15 @@ def describe(result: dict) -> str:
     """What a failing assertion prints: enough to see why without opening the run folder."""
     exp = result.get("variants", {}).get("experiment", {})
     timings = {v: (r.get("timing") or {}).get("per_image_median") for v, r in result.get("variants", {}).items()}
+    quality = result.get("quality") or {}
     return json.dumps({
         "status": result["status"], "message": result["message"][:600], "flags": result["flags"],
         "evidence": result.get("evidence"), "speedup": result.get("speedup"),
+        "agent_baseline_speedup": result.get("agent_baseline_speedup"),
+        "baseline_vs_reference": result.get("baseline_vs_reference"),
         "relative_to_gt": result.get("relative_to_gt"), "per_image_median": timings,
+        "quality": {k: quality.get(k) for k in ("failures", "ssim_experiment_vs_reference", "ssim_gt_vs_reference",
+                                                "batches_failed", "batch_ssim_loss_max")},
         "experiment_probes": exp.get("probes"), "gt_probes": result.get("variants", {}).get("gt", {}).get("probes"),
         "experiment_stderr": (exp.get("stderr_tail") or "")[-800:],
     }, indent=1, default=str)

@@ -290,7 +290,45 @@ def test_outputs_are_readable_and_no_temp_files_remain(tmp_path):
         if path.is_file():
             assert path.stat().st_mode & 0o777 == 0o644, path
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [
-        "1.py", "2.py", "3.py", "dataset_manifest.json", "file_id_mapping.json"]
+        "1.py", "2.py", "3.py", "SD1.5_DDIM_50.py", "dataset_manifest.json", "file_id_mapping.json"]
+
+
+def test_a_reference_baseline_per_task_key_is_written_once_and_then_kept(tmp_path):
+    """prepare writes reference_code/<TASK_KEY>.py from the template; an owner's edit survives re-running."""
+    from grader.taskset import reference
+    from grader.taskset.manifest import TaskSet
+
+    src = tmp_path / "src"
+    for name in ("SD1.5_DDIM_50_a_1.2x.py", "SD1.5_DDIM_50_b_1.5x.py", "SD1.5_DDIM_50_c_2.0x.py"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text("def load_pipeline():\n    return None\n")
+    out = tmp_path / "tasks"
+    result = lib.prepare(lib.PrepareConfig(source_dir=src, out_dir=out))
+    ref = out / "reference_code" / "SD1.5_DDIM_50.py"
+    assert result.references == {"SD1.5_DDIM_50": "written"}
+    text = ref.read_text()
+    assert 'SAMPLER = "DDIM"' in text and "STEPS = 50" in text and "DiffusionPipeline.from_pretrained" in text
+    compile(text, str(ref), "exec")
+    ref.write_text(text + "\n# owner's edit\n")
+    again = lib.prepare(lib.PrepareConfig(source_dir=src, out_dir=out))
+    assert again.references == {"SD1.5_DDIM_50": "kept"} and ref.read_text().endswith("# owner's edit\n")
+    task = TaskSet.from_dir(out).tasks[0]
+    code = reference.for_task(out, task)
+    assert code.origin == reference.TASK_SET and code.path == ref
+    ref.unlink()
+    assert reference.for_task(out, task).origin == reference.GRADER_DEFAULT
+
+
+def test_an_owner_reference_template_is_used(tmp_path):
+    src = tmp_path / "src"
+    for name in ("SD1.5_Euler_30_a_1.2x.py", "SD1.5_Euler_30_b_1.5x.py", "SD1.5_Euler_30_c_2.0x.py"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text("def load_pipeline():\n    return None\n")
+    template = tmp_path / "ref.tmpl"
+    template.write_text("# plain $model with $sampler for $steps steps ($task_key)\n")
+    out = tmp_path / "tasks"
+    lib.prepare(lib.PrepareConfig(source_dir=src, out_dir=out, reference_template=template))
+    assert (out / "reference_code" / "SD1.5_Euler_30.py").read_text() == "# plain SD1.5 with Euler for 30 steps (SD1.5_Euler_30)\n"
 
 
 def test_atomic_write_cleans_up_on_failure(tmp_path, monkeypatch):

@@ -1,4 +1,6 @@
-"""Honest stand-in baseline: 1.5x the GT's time per image, the GT's known speedup in the manifest."""
+"""Honest stand-in of the plain pipeline: the agent's honest baseline and the task set's reference
+baseline (the headline's denominator) of the stand-in tasks; 1.5x the GT's time per image, the
+GT's known speedup in the manifest."""
 
 import threading
 import zlib

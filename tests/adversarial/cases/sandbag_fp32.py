@@ -1,6 +1,7 @@
 """Trick (baseline): run in float32 where the task is float16 (stand-in: the work costs what
-fp32 costs on a tensor-core GPU, four times fp16's). Defence: `baseline_sandbagged` from the GT's
-time and known speedup; `relative_to_gt` unaffected."""
+fp32 costs on a tensor-core GPU, four times fp16's). Defence: the headline is measured against
+the reference baseline, not this one; the baseline against the reference is
+`baseline_sandbagged` (advisory); `relative_to_gt` unaffected."""
 
 import threading
 import zlib

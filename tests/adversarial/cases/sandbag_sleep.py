@@ -1,7 +1,7 @@
 """Trick (baseline): sleep on top of the real work, so the experiment's speedup over it grows.
-Defence: the baseline's time is compared with what the GT's measured time and the GT's known
-speedup imply (`baseline_sandbagged`), and `relative_to_gt` (GT time / experiment time) does not
-depend on the baseline at all."""
+Defence: the headline speedup is t_reference / t_experiment (the task set's plain pipeline, timed
+beside the others), so the agent's baseline cannot raise it; the baseline is compared with the
+reference (`baseline_sandbagged`, advisory); `relative_to_gt` does not depend on it either."""
 
 import threading
 import time

@@ -1,5 +1,6 @@
 """Trick (baseline): run four times the task's steps, so the experiment's speedup over it grows.
-Defence: `baseline_sandbagged` from the GT's time and known speedup; `relative_to_gt` unaffected."""
+Defence: the headline is measured against the reference baseline, not this one; the baseline
+against the reference is `baseline_sandbagged` (advisory); `relative_to_gt` unaffected."""
 
 import threading
 import zlib
