@@ -83,8 +83,9 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> Tas
     cpuset = cpu_share(gpu, cfg.gpus) if cfg.pins_cpus else None
     threads = thread_share(cfg.gpus, cpuset)
     limits = {"baseline": dict(max_batches=min(cfg.timing.baseline_batches, cfg.timing.max_batches), probes=False,
-                               keeps_images=False),
-              "reference": dict(probes=False)}
+                               keeps_images=False, warmup_batches=min(1, cfg.timing.warmup_batches),
+                               loads_alongside=True),
+              "reference": dict(probes=False, loads_alongside=True)}
     specs = [
         VariantSpec(name=variant, module_path=path, model_dir=model_dir, steps=task.task_key.steps,
                     device=cfg.device, sandbox=cfg.sandbox, gpu=gpu,

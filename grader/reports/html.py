@@ -86,7 +86,7 @@ def speedup_chart(tasks: list[dict]) -> str | None:
                     fontsize=8)
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
-    ax.set_xlabel("GT speedup (t_baseline / t_gt)")
+    ax.set_xlabel("GT speedup (t_reference / t_gt)")
     ax.set_ylabel("experiment speedup (t_reference / t_experiment)")
     ax.set_title("Speedup vs GT (above the line: faster than the GT)")
     ax.grid(alpha=0.3)

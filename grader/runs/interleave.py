@@ -87,6 +87,9 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
     is stopped as soon as it is done. A failure stops the others when ``stop_on_failure``.
     The ``load_reference`` variant (the GT) should come first: its load time caps the
     others' at ``load_cap_factor`` times as much, so precomputing at load is bounded.
+    Variants with ``loads_alongside`` (the trusted reference and the agent's baseline, whose
+    load times carry nothing) load at the same time, uncapped, to save one load's wait;
+    the experiment loads alone, so its load time is measured as the GT's was.
     ``compare(index, arrays)`` sees every timed batch of the image-keeping variants.
     """
     workers = [VariantWorker(spec, schedule, timing, root / spec.name, on_phase) for spec in specs]
@@ -103,7 +106,26 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
         return {w.spec.name: finished[w.spec.name] for w in workers if w.spec.name in finished}
 
     try:
+        launched: set[str] = set()
         for worker in workers:
+            if worker.spec.name in launched:
+                continue
+            if worker.spec.loads_alongside:
+                group = [w for w in workers if w.spec.loads_alongside]
+                launched.update(w.spec.name for w in group)
+                for w in group:
+                    w.launch()
+                for w in group:
+                    w.load()
+                    turns.park(w)
+                for w in group:
+                    turns.give(w)
+                    w.warm_up()
+                    turns.park(w)
+                if stop_on_failure and not all(w.alive for w in group):
+                    return end_all()
+                continue
+            launched.add(worker.spec.name)
             worker.start()
             if stop_on_failure and not worker.alive:
                 return end_all()
@@ -111,7 +133,7 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
             if worker.spec.name == load_reference and worker.alive:
                 cap = max(timing.load_cap_factor * worker.run.phases["load"], timing.load_cap_floor)
                 for other in workers:
-                    if other is not worker:
+                    if other is not worker and not other.spec.loads_alongside:
                         other.load_timeout = min(timing.load_timeout, cap)
         sampler = GpuSampler(int(specs[0].gpu or 0)) if specs[0].device == "cuda" else None
         if sampler is not None:

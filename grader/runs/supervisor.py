@@ -179,11 +179,27 @@ class VariantWorker:
                 self._sched[pid] = after
 
     def start(self) -> None:
-        self._tell("loading")
-        self._guard(self._start)
+        """Launch, load and warm up (the three steps in a row)."""
+        self.launch()
+        self.load()
+        self.warm_up()
 
-    def _start(self) -> None:
-        spec, run = self.spec, self.run
+    def launch(self) -> None:
+        """Start the sandboxed worker without waiting for it (variants may load side by side)."""
+        self._tell("loading")
+        self._guard(self._launch)
+
+    def load(self) -> None:
+        """Wait for the worker's hello and ready: the module imported and the pipeline loaded."""
+        if self.alive and self.session is not None:
+            self._guard(self._load)
+
+    def warm_up(self) -> None:
+        if self.alive and self.session is not None:
+            self._guard(self._warm_up)
+
+    def _launch(self) -> None:
+        spec = self.spec
         work, code = _prepare_dirs(self.root, spec.module_path)
         self.work = work
         env = {"GRADER_DEVICE": spec.device}
@@ -201,6 +217,9 @@ class VariantWorker:
         self.started = time.monotonic()
         self.proc = self.sandbox.start(["{python}", "-m", "sandbox.worker", "--work", self.sandbox.path("work")])
         self.session = WorkerSession(self.proc, self.channel, spec.timeout)
+
+    def _load(self) -> None:
+        run = self.run
         hello = self.session.expect({"hello"}, self.timing.load_timeout, "starting the worker")
         run.versions = hello["versions"]
         t_hello = time.monotonic()
@@ -216,9 +235,13 @@ class VariantWorker:
         run.has_inference, run.passes = ready["has_inference"], ready["passes"]
         run.phases.update(process_start=t_hello - self.started, load=t_ready - t_hello,
                           worker_import=ready["import_seconds"], worker_load=ready["load_seconds"])
+
+    def _warm_up(self) -> None:
+        run = self.run
+        n = self.timing.warmup_batches if self.spec.warmup_batches is None else self.spec.warmup_batches
         t0 = time.monotonic()
-        for i in range(self.timing.warmup_batches):
-            self._tell("warm-up", f"{i + 1}/{self.timing.warmup_batches}")
+        for i in range(n):
+            self._tell("warm-up", f"{i + 1}/{n}")
             self._batch(self.schedule.warmup(i))
         run.phases["warmup"] = time.monotonic() - t0
         run.image_dir = self.root / "images"

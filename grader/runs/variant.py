@@ -40,6 +40,8 @@ class VariantSpec:
     max_batches: int | None = None      # timed batches at most (the agent's baseline); None: the run's rule
     probes: bool = True                 # answers the integrity probes and has its idle window measured
     keeps_images: bool = True           # its timed images are compared and kept for the gate
+    warmup_batches: int | None = None   # None: the run's; the agent's baseline needs fewer
+    loads_alongside: bool = False       # loads at the same time as the other such variants, uncapped
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Scores per task and aggregates over a run (DESIGN section 5).
 
-``speedup = t_baseline / t_experiment`` uses the agent's baseline; ``relative_to_gt =
-t_gt / t_experiment`` does not, so it stays honest whatever the baseline does. All
-times are median per-image seconds measured by the supervisor.
+``speedup = t_reference / t_experiment`` is measured against the task set's reference
+baseline (never the agent's own, whose figure is ``agent_baseline_speedup`` and is not
+aggregated); ``relative_to_gt = t_gt / t_experiment``. All times are median per-image
+seconds measured by the supervisor.
 """
 
 from __future__ import annotations
