@@ -1,0 +1,38 @@
+"""Fixtures of the sandbox tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from grader.isolation import Limits, Mount, SandboxSpec, get
+
+
+@pytest.fixture
+def box(tmp_path):
+    """Build sandboxes with the usual mounts: work (rw), code (ro, one file), model (ro)."""
+    made = []
+    root = tmp_path / "run"
+    (root / "work").mkdir(parents=True)
+    (root / "code").mkdir()
+    (root / "code" / "module.py").write_text("VALUE = 42\n")
+    (root / "model").mkdir()
+    (root / "model" / "model_index.json").write_text("{}")
+    for path in (root / "code", root / "model"):
+        os.chmod(path, 0o755)
+
+    def make(name: str, limits: Limits = Limits(), env: dict | None = None):
+        spec = SandboxSpec(
+            mounts={"work": Mount(root / "work", read_only=False), "code": Mount(root / "code"),
+                    "model": Mount(root / "model")},
+            env=env or {}, limits=limits, labels={"run": "conformance"},
+        )
+        sandbox = get(name, spec)
+        made.append(sandbox)
+        return sandbox
+
+    make.root = root
+    yield make
+    for sandbox in made:
+        sandbox.close()
