@@ -215,3 +215,22 @@ def test_select_with_unknown_ids_names_them(tmp_path):
     with pytest.raises(ManifestError, match=r"--only names unknown prompt_id\(s\): 4, 9") as info:
         loaded.select({"1", "9", "4"})
     assert info.value.file == str(tmp_path / MANIFEST_RELPATH)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("sub/1.py", "expected a bare file name"),
+    ("../gt_code/1.py", "path_to_reference_code"),
+    ("absent.py", "is not a regular file"),
+])
+def test_a_named_reference_must_be_a_file_in_reference_code(tmp_path, value, expected):
+    root = three(tmp_path)
+    edit(root, lambda entries: entries[1].update(path_to_reference_code=value))
+    invalid = only_invalid(root)
+    assert invalid.prompt_id == "2" and "path_to_reference_code" in invalid.message and expected in invalid.message
+
+
+def test_a_named_reference_is_carried_on_the_entry(tmp_path):
+    root = three(tmp_path)
+    write(root / "reference_code" / "plain.py", GT)
+    edit(root, lambda entries: entries[0].update(path_to_reference_code="plain.py"))
+    assert TaskSet.from_dir(root).tasks[0].reference_name == "plain.py"
