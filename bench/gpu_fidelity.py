@@ -169,8 +169,17 @@ def run(args) -> dict:
                 v = t.get("variants", {})
                 n = {k: (v.get(k, {}).get("timing") or {}).get("n_batches") for k in ("baseline", "experiment", "gt")}
                 ci = t.get("speedup_ci") or [None, None]
-                rows.append((batch, attempt, name, f"{gt} vs baseline", t.get("gt_speedup"), None, n["gt"], t["status"]))
-                rows.append((batch, attempt, name, f"{exp} vs baseline", t.get("speedup"), ci, n["experiment"], t["status"]))
+                base = "reference" if "reference" in v else "baseline"
+                rows.append((batch, attempt, name, f"{gt} vs {base}", t.get("gt_speedup"), None, n["gt"], t["status"]))
+                rows.append((batch, attempt, name, f"{exp} vs {base}", t.get("speedup"), ci, n["experiment"], t["status"]))
+                if base == "reference":
+                    rows.append((batch, attempt, name, f"{exp} vs agent baseline", t.get("agent_baseline_speedup"), None,
+                                 n["baseline"], t["status"]))
+                    bvr = t.get("baseline_vs_reference") or {}
+                    rows.append((batch, attempt, name, "agent baseline time / reference time", bvr.get("ratio"),
+                                 bvr.get("ci"), n["baseline"], ",".join(t.get("flags") or []) or "no flags"))
+                rows.append((batch, attempt, name, "task wall seconds", t.get("grade_seconds"), None, None,
+                             f"timed {sum((x.get('phases') or {}).get('timed', 0.0) for x in v.values()):.1f} s"))
         if args.hand_timed:
             results["batches"][f"hand{batch}"] = hand_timed(model, batch, args.steps)
             h = results["batches"][f"hand{batch}"]
