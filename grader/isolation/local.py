@@ -7,6 +7,7 @@ child that called ``setsid`` or double-forked dies too); stdout and stderr are r
 through pipes and capped in memory, so a flood cannot fill the disk or the grader's
 memory. ``freeze`` stops the same set of processes, plus the root's descendants, with
 SIGSTOP (``thaw``: SIGCONT). What it cannot do is listed in ``known_differences``.
+:class:`TreeProcess` (the process-tree half of that) is shared with the bwrap provider.
 """
 
 from __future__ import annotations
@@ -86,9 +87,17 @@ def kill_by_token(token: str) -> int:
     return killed
 
 
-class LocalProcess(RunningProcess):
-    def __init__(self, popen: subprocess.Popen, token: str, cap: int):
-        self.popen, self.token = popen, token
+class TreeProcess(RunningProcess):
+    """A run that is a process tree on this host, rooted at ``popen``: its output drained into caps,
+    its CPU time, ``freeze``/``thaw`` by SIGSTOP/SIGCONT, ``pids``, and a wait that always sweeps.
+
+    Shared by the local provider and the bwrap one (whose tree is bwrap and what it started). The
+    tree is the root (until reaped), its descendants, and the processes :meth:`_extra_roots` names
+    with their descendants (local: the token carriers, so escaped daemons count too).
+    """
+
+    def __init__(self, popen: subprocess.Popen, cap: int):
+        self.popen = popen
         self.started = time.monotonic()
         self.out = _PipeDrain(popen.stdout, cap)
         self.err = _PipeDrain(popen.stderr, cap)
@@ -100,6 +109,10 @@ class LocalProcess(RunningProcess):
         self._cpu_gone = 0.0
         self._freeze_lock = threading.RLock()
         self._stopped: dict[int, psutil.Process] = {}  # what freeze sent SIGSTOP, for thaw and kill
+
+    def _extra_roots(self) -> list[int]:
+        """Pids outside the root's descendants that belong to the run (none by default)."""
+        return []
 
     def poll(self) -> int | None:
         return self.popen.poll()
@@ -117,7 +130,7 @@ class LocalProcess(RunningProcess):
             procs = {p.pid: p for p in (root, *root.children(recursive=True))}
         except psutil.Error:
             return None
-        for pid in token_pids(self.token):
+        for pid in self._extra_roots():
             if pid not in procs:
                 try:
                     procs[pid] = psutil.Process(pid)
@@ -148,10 +161,10 @@ class LocalProcess(RunningProcess):
             return self._cpu_gone + sum(own + children for own, children, _ in seen.values())
 
     def _run_procs(self) -> dict[int, psutil.Process]:
-        """The root (until reaped), its descendants, the token carriers and their descendants."""
+        """The root (until reaped), its descendants, the extra roots and their descendants."""
         procs: dict[int, psutil.Process] = {}
         roots = [] if self.popen.returncode is not None else [self.popen.pid]
-        for pid in [*roots, *token_pids(self.token)]:
+        for pid in [*roots, *self._extra_roots()]:
             if pid in procs:
                 continue
             try:
@@ -169,7 +182,7 @@ class LocalProcess(RunningProcess):
             return False
 
     def freeze(self) -> bool:
-        """SIGSTOP the process group, then every token carrier and descendant outside it.
+        """SIGSTOP the process group, then every process of the run outside it.
 
         The enumeration is repeated until it finds nothing new (at most 5 passes), so a child
         forked by a process not yet stopped in one pass is caught by the next.
@@ -207,15 +220,8 @@ class LocalProcess(RunningProcess):
     def pids(self) -> list[int]:
         return sorted(self._run_procs())
 
-    def kill(self) -> None:
-        """SIGKILL the group and the token carriers (SIGKILL ends stopped processes too), and
-        whatever :meth:`freeze` stopped, so that nothing is left stopped for good."""
-        self._killed = True
-        self._signal_group(signal.SIGKILL)
-        for _ in range(3):
-            if not kill_by_token(self.token):
-                break
-            time.sleep(0.05)
+    def _kill_stopped(self) -> None:
+        """SIGKILL whatever :meth:`freeze` stopped, so that nothing is left stopped for good."""
         with self._freeze_lock:
             for proc in self._stopped.values():
                 try:
@@ -225,20 +231,45 @@ class LocalProcess(RunningProcess):
             self._stopped.clear()
             self._frozen = False
 
-    def wait(self, timeout: float) -> ExecResult:
+    def _wait_and_sweep(self, timeout: float) -> tuple[bool, bytes, bool, bytes, bool]:
+        """Thaw, wait up to ``timeout``, then kill what is left (the root may have exited while its
+        children live on) and drain the pipes: (timed_out, stdout, truncated, stderr, truncated)."""
         self.thaw()
         timed_out = False
         try:
             self.popen.wait(timeout=max(timeout, 0))
         except subprocess.TimeoutExpired:
             timed_out = True
-        # Always sweep: the main process may have exited while its children live on.
         self.kill()
         self.popen.wait()
         self.out.join(5)
         self.err.join(5)
         stdout, out_trunc = self.out.output.result()
         stderr, err_trunc = self.err.output.result()
+        return timed_out, stdout, out_trunc, stderr, err_trunc
+
+
+class LocalProcess(TreeProcess):
+    def __init__(self, popen: subprocess.Popen, token: str, cap: int):
+        self.token = token
+        super().__init__(popen, cap)
+
+    def _extra_roots(self) -> list[int]:
+        return token_pids(self.token)
+
+    def kill(self) -> None:
+        """SIGKILL the group and the token carriers (SIGKILL ends stopped processes too), and
+        whatever :meth:`freeze` stopped, so that nothing is left stopped for good."""
+        self._killed = True
+        self._signal_group(signal.SIGKILL)
+        for _ in range(3):
+            if not kill_by_token(self.token):
+                break
+            time.sleep(0.05)
+        self._kill_stopped()
+
+    def wait(self, timeout: float) -> ExecResult:
+        timed_out, stdout, out_trunc, stderr, err_trunc = self._wait_and_sweep(timeout)
         rc = self.popen.returncode
         signum = -rc if rc is not None and rc < 0 else None
         oom = not timed_out and (
