@@ -142,7 +142,7 @@ class GradeConfig:
 
     def __post_init__(self) -> None:
         _check(self.device in ("cpu", "cuda"), "device", self.device, "'cpu' or 'cuda'")
-        _check(self.sandbox in ("local", "docker", "fake"), "sandbox", self.sandbox, "'local' or 'docker'")
+        _check(self.sandbox in ("local", "bwrap", "docker", "fake"), "sandbox", self.sandbox, "'local', 'bwrap' or 'docker'")
         _check(self.executor in ("local", "ray"), "executor", self.executor, "'local' or 'ray'")
         _check(self.ray_address is None or (self.executor == "ray" and isinstance(self.ray_address, str) and self.ray_address.strip() != ""),
                "ray_address", self.ray_address, "None, or a non-empty address with executor='ray'")

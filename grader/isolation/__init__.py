@@ -1,4 +1,4 @@
-"""Isolation: the trusted sandbox providers, one contract, registered by name (``local``, ``docker``, ``fake``).
+"""Isolation: the trusted sandbox providers, one contract, registered by name (``local``, ``bwrap``, ``docker``, ``fake``).
 
 Takes a ``SandboxSpec`` (mounts, environment, limits, GPU) and an argv; gives a running
 process to talk to and an ``ExecResult`` when it ends. (``sandbox/`` is the other side: the
@@ -21,7 +21,8 @@ from grader.isolation.contract import (  # noqa: F401
     register,
 )
 
-_MODULES = {"local": "grader.isolation.local", "docker": "grader.isolation.docker", "fake": "grader.isolation.fake"}
+_MODULES = {"local": "grader.isolation.local", "bwrap": "grader.isolation.bwrap", "docker": "grader.isolation.docker",
+            "fake": "grader.isolation.fake"}
 
 
 def provider(name: str) -> type[Sandbox]:
