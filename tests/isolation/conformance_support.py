@@ -10,7 +10,7 @@ import pytest
 
 from grader.isolation import provider
 
-PROVIDERS = ("local", "fake", "docker")
+PROVIDERS = ("local", "fake", "bwrap", "docker")
 # Checks a provider may be excused from but that would endanger the host or mean nothing.
 NOT_RUN = {
     "pids_limit": "a fork bomb is only run where a pids limit contains it",
@@ -31,10 +31,26 @@ SHOWS_HERE = {  # known differences whose showing depends on the machine
 }
 
 
+def bwrap_required() -> bool:
+    """CI (``.ci/run`` installs bubblewrap) and ``GRADER_REQUIRE_BWRAP=1`` run the bwrap checks
+    even where it does not work, so that they fail rather than skip."""
+    return os.environ.get("GRADER_REQUIRE_BWRAP") == "1" or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def bwrap_marks() -> list:
+    """Skip bwrap checks where ``bwrap`` is missing or cannot create its namespaces here."""
+    from grader.isolation.bwrap import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is None or bwrap_required():
+        return []
+    return [pytest.mark.skip(reason=f"bwrap does not work here: {reason}")]
+
+
 def providers_for(check: str) -> list:
     params = []
     for name in PROVIDERS:
-        marks = [pytest.mark.docker] if name == "docker" else []
+        marks = [pytest.mark.docker] if name == "docker" else bwrap_marks() if name == "bwrap" else []
         if check in provider(name).known_differences:
             reason = f"{name}: known difference {check!r}"
             if check in NOT_RUN:
