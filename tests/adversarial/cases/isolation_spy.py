@@ -1,10 +1,13 @@
 """Trick: look around from inside the worker: read the GT code, the manifest, other tasks' files,
 the run folder (the GT's images, results) and the grader's sources; write where nothing may be
 written (its own code, the model, the image's root, the worker's sources); reach the network;
-find and signal the other variants' workers. It writes what it managed to `spy.json` in its work
-folder and otherwise behaves honestly. Defence: the docker sandbox shows the worker only its own
-module (/mnt/code), the model (/mnt/model, read-only) and its work folder (/mnt/work), on a
-read-only root, without network, in its own PID namespace."""
+find and signal the other variants' workers; reach the Docker socket; and note who it runs as (uid,
+capabilities, no_new_privs), which network interfaces it sees, which mounts it could write to and
+what /proc/self/mountinfo tells of the host. It writes what it managed to `spy-<stage>.json` in its
+work folder and otherwise behaves honestly. Defence: the docker and bwrap sandboxes show the worker
+only its own module (/mnt/code), the model (/mnt/model, read-only) and its work folder (/mnt/work),
+on a read-only root, without network, as a non-root uid without capabilities, in its own PID
+namespace."""
 
 import json
 import os
@@ -68,6 +71,34 @@ def _siblings():
     return found
 
 
+def _status():
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Uid", "Gid", "CapEff", "CapPrm", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"):
+            fields[key] = value.split()[0] if key not in ("Uid", "Gid") else value.split()
+    return fields
+
+
+def _unix_connect(path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        sock.connect(path)
+        return "connected"
+
+
+def _writable_mounts():
+    """Mounted folders this process could create files in (a read-write mount, write access to its
+    root); device nodes bound one by one (/dev/null, ...) are not folders and do not count."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        point, options = fields[4].replace("\\040", " "), fields[5].split(",")
+        if "rw" in options and os.path.isdir(point) and os.access(point, os.W_OK):
+            found.append(point)
+    return sorted(set(found))
+
+
 def spy(stage):
     report = {
         "stage": stage,
@@ -78,6 +109,12 @@ def spy(stage):
         "mnt": _try(lambda: sorted(os.listdir("/mnt"))),
         "code": _try(lambda: sorted(os.listdir("/mnt/code"))),
         "siblings": _siblings(),
+        "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
+        "status": _status(),
+        "interfaces": sorted(name for _, name in socket.if_nameindex()),
+        "docker_socket": {p: _try(lambda p=p: _unix_connect(p)) for p in ("/var/run/docker.sock", "/run/docker.sock")},
+        "writable_mounts": _writable_mounts(),
+        "mountinfo": Path("/proc/self/mountinfo").read_text()[:20000],
     }
     signalled = {}
     for pid, _ in report["siblings"]:
