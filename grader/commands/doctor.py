@@ -2,8 +2,10 @@
 
 doctor checks, in order: the docker SDK, the daemon, the NVIDIA runtime, the host's GPUs, the
 sandbox image (present, its digest, built from this grader's ``sandbox/``), a GPU seen from inside
-a container, and the model and CLIP folders (present, loadable by another uid). Every failure
-says how to fix it. Exit code 0 when nothing failed (warnings allowed), 1 otherwise.
+a container, bwrap (installed, and whether a trivial command runs under it: ``--sandbox auto``'s
+fallback when Docker is not usable; a warning, never a failure), and the model and CLIP folders
+(present, loadable by another uid). Every failure says how to fix it. Exit code 0 when nothing
+failed (warnings allowed), 1 otherwise.
 
 cleanup removes containers and volumes labelled ``sd-grader.managed=1`` that a killed grader left
 behind (those whose owning process is gone; ``--all`` takes every one).
@@ -104,6 +106,30 @@ def _docker_checks(device: str, image: str | None) -> list[Check]:
     return checks
 
 
+def _bwrap_checks() -> list[Check]:
+    from grader.isolation import bwrap
+
+    fix = "apt-get install bubblewrap (Debian/Ubuntu; `make grade` does it as root)"
+    path = bwrap.bwrap_path()
+    if not path:
+        return [Check("bwrap", WARN, "not installed: without Docker, `--sandbox auto` falls back to local, which "
+                                     "does not isolate", fix)]
+    try:
+        version, _ = bwrap.bwrap_features(path)
+    except Exception as exc:  # noqa: BLE001
+        return [Check("bwrap", WARN, f"{path} does not run: {exc}", fix)]
+    checks = [Check("bwrap", OK, f"{path} ({version})")]
+    reason = bwrap.unavailable_reason()
+    if reason is None:
+        checks.append(Check("bwrap sandbox", OK, f"a command ran in its own namespaces as uid {bwrap.SANDBOX_UID}, "
+                                                 "without network or capabilities"))
+    else:
+        checks.append(Check("bwrap sandbox", WARN, reason[-500:],
+                            "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, or "
+                            "user.max_user_namespaces > 0; Ubuntu 24.04: an AppArmor profile for bwrap), or run as root"))
+    return checks
+
+
 def _host_gpus() -> list[str]:
     smi = shutil.which("nvidia-smi")
     if not smi:
@@ -171,6 +197,7 @@ def doctor_checks(device: str = "auto", image: str | None = None, model_dir: Pat
     if device == "auto":
         device = "cuda" if shutil.which("nvidia-smi") else "cpu"
     checks = _docker_checks(device, image)
+    checks += _bwrap_checks()
     model_dir = model_dir or Path("examples/models")
     checks.append(_folder_check("model folder", model_dir, ("model_index.json",),
                                 "make models (builds the example pipelines), or pass --model-dir DIR"))

@@ -42,8 +42,9 @@ def register(sub) -> None:
                         help="prompt pool file, one per line (default: the shipped grader/data/prompts.txt)")
 
     box = grade.add_argument_group("sandbox and placement")
-    box.add_argument("--sandbox", default="auto", choices=["auto", "local", "docker"],
-                     help="auto: docker when the engine and a current image are there, else local (default: auto)")
+    box.add_argument("--sandbox", default="auto", choices=["auto", "local", "bwrap", "docker"],
+                     help="auto: docker when the engine and a current image are there, else bwrap when it runs "
+                          "here, else local, which does not isolate (default: auto)")
     box.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where pipelines run (default: cpu)")
     box.add_argument("--gpus", default="", metavar="I,...", help="GPU indices; one task per GPU at a time (default: one GPU)")
     box.add_argument("--pin-cpus", dest="pin_cpus", action="store_true", default=None,
@@ -104,10 +105,8 @@ def register(sub) -> None:
     validate.set_defaults(func=run_validate)
 
 
-def choose_sandbox(requested: str, device: str = "cpu") -> str:
-    """``auto``: Docker when the engine answers and the sandbox image is current, else local (said plainly)."""
-    if requested != "auto":
-        return requested
+def _docker_unusable(device: str) -> str | None:
+    """None when the Docker engine answers and the sandbox image is current (said), else why not."""
     from grader.errors import SandboxError
 
     try:
@@ -116,16 +115,37 @@ def choose_sandbox(requested: str, device: str = "cpu") -> str:
         docker_sandbox.client()
         image = docker_sandbox.image_info(gpu=device == "cuda")
     except (SandboxError, ImportError) as exc:
-        reason = str(exc).split(";")[0]
-        print(f"grader: Docker is not usable here ({reason}):\n"
-              "grader: grading with --sandbox local, which does NOT isolate submissions from this machine")
-        return "local"
+        return f"Docker is not usable here ({str(exc).split(';')[0]})"
     if image.stale:
-        print(f"grader: sandbox image {image.name} was built from other sandbox/ sources; rebuild it with "
-              "`make image-cpu` (or `make image`).\ngrader: grading with --sandbox local, which does NOT isolate submissions")
-        return "local"
+        return (f"sandbox image {image.name} was built from other sandbox/ sources; rebuild it with "
+                "`make image-cpu` (or `make image`)")
     print(f"grader: Docker engine and image {image.name} found: every variant runs in an isolated container")
-    return "docker"
+    return None
+
+
+def _bwrap_unusable() -> str | None:
+    """None when a trivial command runs under bwrap here (tried once), else why not."""
+    from grader.isolation.bwrap import unavailable_reason
+
+    return unavailable_reason()
+
+
+def choose_sandbox(requested: str, device: str = "cpu") -> str:
+    """``auto``: Docker when the engine answers and the sandbox image is current, else bwrap when a
+    trivial command runs under it, else local (said plainly)."""
+    if requested != "auto":
+        return requested
+    docker_reason = _docker_unusable(device)
+    if docker_reason is None:
+        return "docker"
+    bwrap_reason = _bwrap_unusable()
+    if bwrap_reason is None:
+        print(f"grader: {docker_reason}:\ngrader: grading with --sandbox bwrap: every variant runs in a "
+              "bubblewrap sandbox (own namespaces, no network, non-root uid)")
+        return "bwrap"
+    print(f"grader: {docker_reason}; bwrap does not work here either ({bwrap_reason.split(';')[0]}):\n"
+          "grader: grading with --sandbox local, which does NOT isolate submissions from this machine")
+    return "local"
 
 
 def config_from_args(args) -> GradeConfig:
@@ -150,6 +170,13 @@ def config_from_args(args) -> GradeConfig:
 
 def check_sandbox(name: str, device: str) -> None:
     """Fail up front (SandboxUnavailable, exit 3) when the chosen sandbox cannot run anything here."""
+    if name == "bwrap":
+        reason = _bwrap_unusable()
+        if reason is not None:
+            from grader.errors import SandboxUnavailable
+
+            raise SandboxUnavailable(f"--sandbox bwrap does not work here: {reason}; run `grader doctor`")
+        return
     if name != "docker":
         return
     from grader.isolation import docker as docker_sandbox
@@ -160,8 +187,10 @@ def check_sandbox(name: str, device: str) -> None:
 
 def run_grade(args) -> int:
     from grader.pipeline.run import grade
+    from grader.record.folder import open_run_dir
     from grader.reports.console import table
 
+    open_run_dir(args.out)   # --out a file or read-only: a ConfigError naming it (exit 2) before anything runs
     cfg = config_from_args(args)
     check_sandbox(cfg.sandbox, cfg.device)
     doc = grade(cfg)

@@ -14,7 +14,8 @@ Nothing of the host is there unless it is bound in, and only these are (all read
   not ``grader/``, not the tests, not the task set;
 - the spec's mounts at ``/mnt/<name>`` (``work`` writable);
 - a private, size-capped tmpfs on ``/tmp`` (also ``HOME``) and on ``/dev/shm``, a minimal, read-only
-  ``/dev`` (null, zero, full, random, urandom, tty, pts), a ``/proc`` of the sandbox's own PID namespace;
+  ``/dev`` (null, zero, full, random, urandom, tty, pts), a ``/proc`` of the sandbox's own PID namespace
+  (with the host-wide ``timer_list`` and ``sched_debug``, which name other processes, masked);
 - with a GPU, the ``/dev/nvidia*`` nodes (:func:`gpu_selection`; the driver's user-space libraries
   are in ``/usr``, found through the loader's cache; ``/proc/driver/nvidia`` is in any ``/proc``).
 
@@ -44,6 +45,7 @@ SHM_BYTES = 1 << 30
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 _TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _ETC_FROM_HOST = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime")
+_PROC_MASKED = ("timer_list", "sched_debug", "timer_stats", "latency_stats")
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -151,6 +153,9 @@ def filesystem_args(spec: SandboxSpec, env: PythonEnv, *, gpu_nodes: list[str], 
         args += ["--dev-bind-try", node, node]
     # /dev's own tmpfs read-only (its device nodes still work); /tmp and /dev/shm stay writable
     args += ["--remount-ro", "/dev", "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--proc", "/proc"]
+    for name in _PROC_MASKED:   # host-wide lists naming other processes: hidden, as docker hides them
+        if os.path.exists(f"/proc/{name}"):
+            args += ["--ro-bind", "/dev/null", f"/proc/{name}"]
     return args + ["--remount-ro", "/"]
 
 

@@ -1,0 +1,91 @@
+"""``--sandbox auto`` (the default): docker when the engine answers and the image is current, else
+bwrap when a trivial command runs under it, else local, said plainly; an explicitly requested
+sandbox that cannot run exits 3 before anything is graded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import cli
+from grader.commands import grade as grade_cmd
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _choose(monkeypatch, docker: str | None, bwrap: str | None) -> str:
+    monkeypatch.setattr(grade_cmd, "_docker_unusable", lambda device: docker)
+    monkeypatch.setattr(grade_cmd, "_bwrap_unusable", lambda: bwrap)
+    return grade_cmd.choose_sandbox("auto")
+
+
+def test_auto_takes_docker_first(monkeypatch):
+    assert _choose(monkeypatch, docker=None, bwrap=None) == "docker"
+
+
+def test_auto_takes_bwrap_without_docker(monkeypatch, capsys):
+    assert _choose(monkeypatch, docker="Docker is not usable here (no engine)", bwrap=None) == "bwrap"
+    out = capsys.readouterr().out
+    assert "no engine" in out and "--sandbox bwrap" in out and "NOT isolate" not in out
+
+
+def test_auto_falls_back_to_local_and_says_it_does_not_isolate(monkeypatch, capsys):
+    assert _choose(monkeypatch, docker="Docker is not usable here (no engine)", bwrap="bwrap is not installed") == "local"
+    out = capsys.readouterr().out
+    assert "bwrap is not installed" in out and "--sandbox local, which does NOT isolate" in out
+
+
+def test_an_explicit_choice_is_taken_as_it_is(monkeypatch):
+    monkeypatch.setattr(grade_cmd, "_docker_unusable", lambda device: pytest.fail("probed docker"))
+    assert grade_cmd.choose_sandbox("bwrap") == "bwrap" and grade_cmd.choose_sandbox("local") == "local"
+
+
+def test_auto_is_the_default_and_bwrap_a_choice():
+    import argparse
+
+    parser = cli.build_parser()
+    grade = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["grade"]
+    sandbox = next(a for a in grade._actions if a.dest == "sandbox")
+    assert sandbox.default == "auto" and {"auto", "local", "bwrap", "docker"} == set(sandbox.choices)
+
+
+def _grade_inputs(tmp_path: Path) -> list[str]:
+    from support import metrics, prompt_file, sleepy, task_set, write
+
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": "1", "gt": sleepy(0.005)}])
+    sub = tmp_path / "sub"
+    write(sub / "1_baseline.py", sleepy(0.005))
+    write(sub / "1_experiment.py", sleepy(0.005))
+    write(sub / "1_metrics.json", metrics(1.0))
+    write(tmp_path / "models" / "model_index.json", "{}")
+    return [str(sub), "--tasks", str(tasks), "--model-dir", str(tmp_path / "models"), "--out", str(tmp_path / "run"),
+            "--prompts", str(prompt_file(tmp_path / "prompts.txt")), "--batch-size", "2", "--warmup-batches", "1",
+            "--min-batches", "2", "--max-batches", "2", "--quality-batches", "1", "--target-ci", "0.5"]
+
+
+@pytest.mark.slow
+def test_an_unusable_bwrap_exits_3_before_grading(tmp_path):
+    env = {**os.environ, "GRADER_BWRAP": str(tmp_path / "no-such-bwrap"), "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "grader.cli", "grade", *_grade_inputs(tmp_path), "--sandbox", "bwrap"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "grader: error:" in out.stderr and "--sandbox bwrap does not work here" in out.stderr
+    assert not (tmp_path / "run" / "tasks").exists()
+
+
+@pytest.mark.slow
+def test_grade_under_bwrap(tmp_path):
+    from grader.isolation.bwrap import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason and not (os.environ.get("GRADER_REQUIRE_BWRAP") == "1" or os.environ.get("CI")):
+        pytest.skip(f"bwrap does not work here: {reason}")
+    assert cli.main(["grade", *_grade_inputs(tmp_path), "--sandbox", "bwrap"]) == 0
+    import json
+
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["provenance"]["sandbox"] == "bwrap" and report["provenance"]["isolated"] is True
