@@ -15,7 +15,7 @@ ifeq ($(SUBMISSION),examples/submission)
 EXIT_ARGS ?= --exit-zero
 endif
 
-.PHONY: setup models grade test test-fast image image-cpu clean
+.PHONY: setup models bwrap grade test test-fast image image-cpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ setup: $(PY)
 models: setup
 	$(PY) examples/build_models.py --out $(MODELS)
 
-grade: models
+# bubblewrap for --sandbox bwrap (auto's choice without Docker): installed when root and apt-get can
+bwrap:
+	bash scripts/ci_bwrap.sh --best-effort
+
+grade: models bwrap
 	$(VENV)/bin/grader grade $(SUBMISSION) --tasks $(TASKS) --model-dir $(MODELS) \
 	  --clip-model $(MODELS)/clip --out $(RUN_DIR) --sandbox $(SANDBOX) $(EXAMPLE_TIMING) $(EXIT_ARGS) $(GRADE_ARGS)
 
