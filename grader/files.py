@@ -6,19 +6,25 @@
   :func:`remove_partials` can sweep what an interrupted write left.
 - :func:`file_digest` and :func:`sources_digest`: sha256 of one file, and of a package's
   sources (names and bytes), the hash that names the sandbox image's worker.
+- :func:`open_dir_nofollow` and :func:`read_regular`: how the host reads what a sandboxed
+  worker wrote: no link followed at any step below the trusted folder, no FIFO or device
+  opened, the size capped before a byte is read.
 
 Standard library only: ``docker/inputs_hash.py`` runs this with a bare ``python3``.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 PARTIAL_SUFFIX = ".tmp"
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
@@ -91,3 +97,51 @@ def sources_digest(package_dir: Path, prefix: str, pattern: str = "*.py") -> str
         rel = f"{prefix}/" + path.relative_to(package_dir).as_posix()
         digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+class NotRegularFile(ValueError):
+    """A FIFO, device, folder or socket where a regular file was expected."""
+
+
+class FileTooLarge(ValueError):
+    """A file over the size the reader allows."""
+
+
+def open_dir_nofollow(base: Path, rel: str | Path) -> int:
+    """A file descriptor of the folder ``base/rel``, reached one component at a time without
+    following a link below ``base`` (``base`` itself is the grader's). The caller closes it.
+    Raises OSError (ELOOP or ENOTDIR for a link or a file on the way)."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+    try:
+        for part in Path(rel).parts:
+            if part in ("/", ".", ".."):
+                raise OSError(errno.EINVAL, f"{rel}: not a plain relative path")
+            step = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = step
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str | Path, max_bytes: int, dir_fd: int | None = None) -> bytes:
+    """The bytes of a regular file a sandboxed process wrote: the last component is not
+    followed if it is a link, a FIFO or device is not read (``O_NONBLOCK``: opening a FIFO
+    cannot hang the grader), and a file over ``max_bytes`` is refused before it is read.
+    With ``dir_fd``, ``path`` is relative to that folder. Raises OSError (ELOOP for a link),
+    NotRegularFile or FileTooLarge."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC, dir_fd=dir_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile("not a regular file")
+        if info.st_size > max_bytes:
+            raise FileTooLarge(f"larger than {max_bytes} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(info.st_size + 1)     # never a buffer of max_bytes for a small file
+    finally:
+        os.close(fd)
+    if len(data) > info.st_size:
+        raise ValueError("the file grew while it was read")
+    return data

@@ -22,7 +22,7 @@ from grader.executors.local import for_each_gpu
 from grader.files import atomic_write_json
 from grader.pipeline.progress import Reporter
 from grader.pipeline.task import grade_task, invalid_entry_result, resolve_model_dir
-from grader.record.folder import RESULT_FILE, RunLock, RunRecord
+from grader.record.folder import RESULT_FILE, RunLock, RunRecord, open_run_dir, result_path
 from grader.record.keys import digest, pool_digest, quality_key, task_key
 from grader.record.provenance import collect_environment
 from grader.record.stored import clear_result, trusted_result
@@ -45,8 +45,7 @@ def grade(cfg: GradeConfig, progress=None) -> dict:
     :class:`~grader.pipeline.progress.Reporter`; the JSON log goes to
     ``RUN_DIR/log.jsonl`` in every case. Returns the report document.
     """
-    run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = open_run_dir(Path(cfg.out))   # a file, or a folder it cannot write: ConfigError naming it
     with RunLock(run_dir):
         reporter = progress if isinstance(progress, Reporter) else Reporter(run_dir, "auto" if progress is None else progress)
         try:
@@ -83,7 +82,7 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter: Reporter) -> dict:
     for entry in task_set.invalid:
         result = invalid_entry_result(entry)
         result.resume = {"key": digest({"invalid": entry.message, "v": __version__}), "quality_key": qkey}
-        atomic_write_json(run_dir / "tasks" / entry.prompt_id / RESULT_FILE, result.to_dict())
+        atomic_write_json(result_path(run_dir, entry.prompt_id), result.to_dict())  # a safe name, never the raw id
         results[entry.prompt_id] = result
 
     plan = []

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import os
 import time
 from pathlib import Path
 
 from grader.errors import ConfigError
 from grader.files import atomic_write_json
+from grader.schemas import InvalidJSON, parse_json
+from grader.taskset.manifest import is_prompt_id
 
 RUN_FILE = "run.json"
 RESULT_FILE = "result.json"
@@ -32,8 +33,34 @@ LOCK_FILE = ".lock"
 RUN_SCHEMA_VERSION = 1
 
 
+def task_path(run_dir: Path, prompt_id: str) -> Path:
+    """``RUN_DIR/tasks/<id>``; an id the manifest schema refuses (``..``, ``/``) is never made a path."""
+    if not is_prompt_id(prompt_id):
+        raise ValueError(f"{prompt_id!r} is not a prompt_id the manifest schema accepts; no folder is made of it")
+    return Path(run_dir) / "tasks" / prompt_id
+
+
 def result_path(run_dir: Path, prompt_id: str) -> Path:
-    return Path(run_dir) / "tasks" / prompt_id / RESULT_FILE
+    return task_path(run_dir, prompt_id) / RESULT_FILE
+
+
+def open_run_dir(run_dir: Path) -> Path:
+    """Make ``--out`` (and its parents) and check the grader can write in it; ConfigError naming it otherwise."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: exists and is not a folder")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {run_dir}: cannot create the run folder: {exc.strerror or exc}") from None
+    probe = run_dir / f".write-check.{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"--out {run_dir}: the run folder is not writable: {exc.strerror or exc}") from None
+    return run_dir
 
 
 class RunLock:
@@ -44,8 +71,11 @@ class RunLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"run folder {self.path.parent}: cannot open its lock file: {exc.strerror or exc}") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -93,10 +123,10 @@ class RunRecord:
     def load(cls, run_dir: Path) -> "RunRecord":
         path = Path(run_dir) / RUN_FILE
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = parse_json(path.read_bytes())
         except FileNotFoundError:
             raise ConfigError(f"{run_dir}: no {RUN_FILE}: not a run folder written by `grader grade`") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, InvalidJSON) as exc:
             raise ConfigError(f"{path}: unreadable: {exc}") from exc
         if not isinstance(doc, dict) or doc.get("schema_version") != RUN_SCHEMA_VERSION or "run_seed" not in doc \
                 or not isinstance(doc.get("options"), dict):

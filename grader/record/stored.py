@@ -8,14 +8,14 @@ never passes for a finished result.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from grader import schemas
 from grader.files import remove_partials
-from grader.record.folder import RESULT_FILE
+from grader.record.folder import RESULT_FILE, result_path
 from grader.runs.variant import IMAGE_VARIANTS
 from grader.scores.result import TaskResult
+from grader.taskset.manifest import is_prompt_id
 
 
 def validate_result(result: object) -> str | None:
@@ -46,15 +46,15 @@ def images_present(result: TaskResult, task_dir: Path) -> bool:
 def read_result(path: Path) -> tuple[TaskResult | None, str]:
     """A stored result if it is whole, else (None, why not)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         return None, "no stored result"
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         return None, f"unreadable: {exc}"
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc.msg}"
+        document = schemas.parse_json(data)
+    except schemas.InvalidJSON as exc:
+        return None, f"not valid JSON: {exc}"
     why = validate_result(document)
     if why is not None:
         return None, why
@@ -89,7 +89,10 @@ def stored_results(run_dir: Path, task_ids: list[str] | None) -> tuple[list[Task
         ids = sorted(p.name for p in tasks.iterdir() if (p / RESULT_FILE).exists()) if tasks.is_dir() else []
     results, notes = [], []
     for prompt_id in ids:
-        result, why = read_result(run_dir / "tasks" / prompt_id / RESULT_FILE)
+        if not is_prompt_id(prompt_id):
+            notes.append(f"task {str(prompt_id)[:80]!r}: not a valid prompt_id; left out of the report")
+            continue
+        result, why = read_result(result_path(run_dir, prompt_id))
         if result is None:
             notes.append(f"task {prompt_id}: {why}; left out of the report")
         else:

@@ -5,12 +5,15 @@ runs: schema first (unknown fields, wrong types), then what a schema cannot say
 (duplicate ids, paths that leave the task folder through ``..`` or a symlink, GT
 files that do not exist). A broken entry does not sink the others: it is kept as an
 :class:`InvalidEntry` and graded as an ``error`` with the message that names the
-file, the entry and the field.
+file, the entry and the field. Its name (the folder its result is written to) is its
+``prompt_id`` only when that matches the schema's pattern and no earlier entry has it;
+otherwise a safe, unique ``invalid-<index>``: nothing is ever written under an id the
+schema refuses, and a duplicate is reported as its own invalid entry.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ MANIFEST_RELPATH = Path("config_data") / "dataset_manifest.json"
 MAPPING_RELPATH = Path("config_data") / "file_id_mapping.json"
 GT_DIRNAME = "gt_code"
 SCHEMA = "manifest.schema.json"
+PROMPT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")   # the schema's prompt_id pattern (a test checks they agree)
 _PATH_FIELDS = ("path_to_gt_code", "path_to_gen_code", "path_to_gen_code_baseline", "path_to_metrics")
 
 
@@ -61,9 +65,17 @@ class TaskEntry:
     reference_name: str | None = None   # path_to_reference_code, a file in reference_code/
 
 
+def is_prompt_id(value: object) -> bool:
+    """Whether ``value`` is a prompt_id the schema accepts (safe as a folder name)."""
+    return isinstance(value, str) and PROMPT_ID.fullmatch(value) is not None
+
+
 @dataclass(frozen=True)
 class InvalidEntry:
-    """An entry that failed validation; graded as ``error`` with ``message``."""
+    """An entry that failed validation; graded as ``error`` with ``message``.
+
+    ``prompt_id`` always matches :data:`PROMPT_ID`: the entry's own id when usable,
+    else ``invalid-<index>``."""
 
     prompt_id: str
     message: str
@@ -82,9 +94,9 @@ class TaskSet:
         if not manifest_path.is_file():
             raise ManifestError(str(manifest_path), "manifest not found (expected <tasks>/config_data/dataset_manifest.json)")
         try:
-            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestError(str(manifest_path), f"cannot read manifest as JSON: {exc}") from exc
+            raw = schemas.parse_json(manifest_path.read_bytes())
+        except (OSError, schemas.InvalidJSON) as exc:
+            raise ManifestError(str(manifest_path), f"cannot read manifest as JSON: {exc}") from None
         if not isinstance(raw, list) or not raw:
             raise ManifestError(str(manifest_path), "expected a non-empty JSON list of task entries")
         return cls.from_entries(root, raw, source=str(manifest_path))
@@ -93,18 +105,22 @@ class TaskSet:
     def from_entries(cls, root: Path, raw: list, source: str) -> "TaskSet":
         tasks: list[TaskEntry] = []
         invalid: list[InvalidEntry] = []
-        seen: set[str] = set()
+        ids = [_raw_id(item) for item in raw]
+        taken: set[str] = set()   # ids (and generated names) in use; the first entry with an id keeps it
         for index, item in enumerate(raw):
             label = _label(item, index)
+            pid = ids[index]
+            duplicate = pid is not None and pid in taken
             try:
+                if duplicate:
+                    raise ManifestError(source, f"duplicate prompt_id {pid!r}", label, "prompt_id")
                 entry = _parse_entry(root, item, index, source)
-                if entry.prompt_id in seen:
-                    raise ManifestError(source, f"duplicate prompt_id {entry.prompt_id!r}", label, "prompt_id")
-                seen.add(entry.prompt_id)
+                taken.add(entry.prompt_id)
                 tasks.append(entry)
             except ManifestError as exc:
-                pid = item.get("prompt_id") if isinstance(item, dict) else None
-                invalid.append(InvalidEntry(prompt_id=str(pid) if isinstance(pid, (str, int)) else f"#{index}", message=str(exc)))
+                name = pid if is_prompt_id(pid) and not duplicate else _fresh_name(index, taken, ids)
+                taken.add(name)
+                invalid.append(InvalidEntry(prompt_id=name, message=str(exc)))
         return cls(root=root, tasks=tuple(tasks), invalid=tuple(invalid))
 
     def select(self, only: set[str] | None) -> "TaskSet":
@@ -117,9 +133,27 @@ class TaskSet:
                        tuple(i for i in self.invalid if i.prompt_id in only))
 
 
+def _raw_id(item: object) -> str | None:
+    """An entry's prompt_id as text (a number counts: the schema reports its type), else None."""
+    pid = item.get("prompt_id") if isinstance(item, dict) else None
+    if isinstance(pid, bool) or not isinstance(pid, (str, int)):
+        return None
+    return pid if isinstance(pid, str) else str(pid)
+
+
+def _fresh_name(index: int, taken: set[str], ids: list[str | None]) -> str:
+    """``invalid-<index>``, made unique against every id of the manifest and every name given."""
+    name, n = f"invalid-{index}", 1
+    while name in taken or name in ids:
+        n += 1
+        name = f"invalid-{index}-{n}"
+    return name
+
+
 def _label(item: object, index: int) -> str:
     if isinstance(item, dict) and isinstance(item.get("prompt_id"), str):
-        return f"#{index} (prompt_id {item['prompt_id']})"
+        return f"#{index} (prompt_id {item['prompt_id'][:80]!r})" if not is_prompt_id(item["prompt_id"]) \
+            else f"#{index} (prompt_id {item['prompt_id']})"
     return f"#{index}"
 
 

@@ -96,8 +96,8 @@ def _existing_mapping(path: Path) -> tuple[dict[str, str] | None, Conflict | Non
     if not path.exists() and not path.is_symlink():
         return None, None
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = schemas.parse_json(path.read_bytes())
+    except (OSError, schemas.InvalidJSON) as exc:
         return None, Conflict("mapping_unreadable", str(path), f"existing mapping cannot be read ({exc}); "
                               "cannot tell whether tasks would be renumbered")
     if not isinstance(raw, dict) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in raw.values()):

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import schemas
+from grader.errors import SchemaViolation
+from grader.files import read_regular
 from grader.taskset.manifest import TaskEntry
+
+MAX_METRICS_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,12 @@ def find(root: Path, task: TaskEntry) -> SubmissionFiles:
 
 
 def load_metrics(path: Path) -> dict:
-    """The agent's metrics, validated against ``schemas/metrics.schema.json``."""
-    return schemas.load_json(path, "metrics.schema.json")
+    """The agent's metrics: at most MAX_METRICS_BYTES, strict JSON, valid against ``schemas/metrics.schema.json``."""
+    try:
+        data = read_regular(path, MAX_METRICS_BYTES)
+    except (OSError, ValueError) as exc:
+        raise SchemaViolation(str(path), "metrics.schema.json", "$", f"cannot read file: {exc}") from None
+    return schemas.load_bytes(data, "metrics.schema.json", str(path))
 
 
 def is_module(path: Path) -> bool:

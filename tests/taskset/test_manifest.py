@@ -175,7 +175,7 @@ def test_duplicate_prompt_id(tmp_path):
     loaded = TaskSet.from_dir(tmp_path)
     assert [t.prompt_id for t in loaded.tasks] == ["1", "2"]  # the first one wins
     (bad,) = loaded.invalid
-    assert bad.prompt_id == "1"
+    assert bad.prompt_id == "invalid-2"   # its own entry, never under the id the first one holds
     assert bad.message == f"{path}: entry #2 (prompt_id 1): field 'prompt_id': duplicate prompt_id '1'"
 
 
@@ -184,7 +184,7 @@ def test_an_entry_that_is_not_an_object(tmp_path):
     loaded = TaskSet.from_dir(tmp_path)
     assert [t.prompt_id for t in loaded.tasks] == ["1", "2", "3"]
     (bad,) = loaded.invalid
-    assert bad.prompt_id == "#1" and ": entry #1: " in bad.message
+    assert bad.prompt_id == "invalid-1" and ": entry #1: " in bad.message
 
 
 def test_many_broken_entries_each_reported(tmp_path):
