@@ -4,19 +4,22 @@ The grader cannot time what it does not drive, so the numbers come from the scri
 itself: it must write metrics JSON (``schemas/metrics.schema.json``) to the path in
 ``$GRADER_METRICS_PATH``. It runs in the same sandbox with the same timeout as any
 variant, and its metrics are validated like any other boundary JSON; the pipeline marks
-the task ``self_reported`` and keeps it out of the measured aggregates.
+the task ``self_reported`` and keeps it out of the measured aggregates. The metrics file is
+read without following a link (a link to a file outside the work folder is refused, not
+read), capped at :data:`MAX_METRICS_BYTES` before reading, and parsed strictly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import errno
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader import schemas
 from grader.errors import SchemaViolation
+from grader.files import FileTooLarge, NotRegularFile, atomic_write_json, read_regular
 from grader.isolation import Limits, Mount, SandboxSpec, get
 
 METRICS_FILE = "metrics.json"
@@ -62,13 +65,27 @@ def run_script(script: Path, model_dir: Path, root: Path, *, sandbox: str, devic
         return ScriptRun(variant, status, f"script {how}")
     metrics_path = work / METRICS_FILE
     try:
-        if metrics_path.is_symlink() or not metrics_path.is_file():
-            raise SchemaViolation(str(metrics_path), "metrics.schema.json", "$",
-                                  "the script wrote no metrics file at $GRADER_METRICS_PATH")
-        if metrics_path.stat().st_size > MAX_METRICS_BYTES:
-            raise SchemaViolation(str(metrics_path), "metrics.schema.json", "$", "metrics file larger than 1 MiB")
-        metrics = schemas.load_json(metrics_path, "metrics.schema.json")
+        metrics = schemas.load_bytes(_read_metrics(metrics_path), "metrics.schema.json", str(metrics_path))
     except SchemaViolation as exc:
         return ScriptRun(variant, "invalid_metrics", f"script metrics: {exc}", metrics_error=exc)
-    (root / "emitted_metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_json(root / "emitted_metrics.json", metrics)
     return ScriptRun(variant, metrics=metrics)
+
+
+def _read_metrics(path: Path) -> bytes:
+    """The metrics file's bytes: a regular file in the work folder, not a link, at most MAX_METRICS_BYTES."""
+    def refuse(why: str) -> SchemaViolation:
+        return SchemaViolation(str(path), "metrics.schema.json", "$", why)
+
+    try:
+        return read_regular(path, MAX_METRICS_BYTES)
+    except FileNotFoundError:
+        raise refuse("the script wrote no metrics file at $GRADER_METRICS_PATH") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise refuse("the metrics file is a link (links are not followed)") from None
+        raise refuse(f"cannot read the metrics file: {exc.strerror or exc}") from None
+    except FileTooLarge:
+        raise refuse("metrics file larger than 1 MiB") from None
+    except NotRegularFile:
+        raise refuse("the metrics file is not a regular file (a FIFO or device is not read)") from None
