@@ -1,0 +1,409 @@
+"""Untrusted input (issue 15), without running a pipeline: the strict JSON parser, manifest
+ids that are paths, NaN and deep JSON in manifests, metrics and worker messages, ``--out``,
+images that are not images, FIFOs, links in the worker's folders, a worker that never reads.
+
+End-to-end counterparts with hostile workers: ``test_untrusted_workers.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import metrics, task_set, write
+
+from grader import cli, schemas
+from grader.config import GradeConfig
+from grader.errors import ConfigError, ManifestError, ProtocolViolation, SchemaViolation, WorkerCrashed, WorkerTimeout
+from grader.pipeline.run import grade
+from grader.runs import session as session_mod
+from grader.runs.session import WorkerSession, check_images, remove_tree
+from grader.runs.supervisor import _prepare_dirs
+from grader.taskset import submission
+from grader.taskset.manifest import MANIFEST_RELPATH, PROMPT_ID, TaskSet
+from sandbox.protocol import RESPONSE_FIFO, Channel
+
+GT = "def load_pipeline():\n    return None\n"
+DEEP = "[" * 100_000 + "]" * 100_000
+HOSTILE_JSON = {
+    "nan": '{"a": NaN}',
+    "infinity": '{"a": Infinity}',
+    "minus_infinity": '{"a": -Infinity}',
+    "overflow": '{"a": 1e999}',
+    "duplicate_key": '{"a": 1, "a": 2}',
+    "deep": DEEP,
+    "digits": '{"a": ' + "7" * 5000 + "}",
+}
+
+
+def _sub(root: Path) -> Path:
+    (root / "sub").mkdir(exist_ok=True)
+    return root / "sub"
+
+
+# ----------------------------------------------------------------------------- the strict parser
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_JSON))
+def test_the_strict_parser_refuses_what_json_loads_lets_through(name):
+    with pytest.raises(schemas.InvalidJSON) as info:
+        schemas.parse_json(HOSTILE_JSON[name])
+    assert str(info.value)   # a reason, never a RecursionError or a bare ValueError
+
+
+def test_the_depth_scan_ignores_brackets_in_strings_and_is_linear():
+    assert schemas.parse_json('{"p": "[[[[\\"{{{{", "q": [1, [2, {"r": "]]]"}]]}') == {
+        "p": '[[[["{{{{', "q": [1, [2, {"r": "]]]"}]]}
+    t0 = time.monotonic()
+    with pytest.raises(schemas.InvalidJSON):
+        schemas.parse_json('"\\"' * 300_000)          # many quotes, one unterminated string
+    assert time.monotonic() - t0 < 5
+
+
+def test_the_manifest_schema_and_the_code_agree_on_prompt_ids():
+    pattern = schemas.validator("manifest.schema.json").schema["items"]["properties"]["prompt_id"]["pattern"]
+    assert pattern == f"^{PROMPT_ID.pattern}$"
+
+
+# ----------------------------------------------------------------------------- finding 1: ids that are paths
+
+
+def test_prompt_ids_that_are_paths_never_become_paths_and_a_duplicate_is_reported(tmp_path):
+    outside = tmp_path / "abs-escape"
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": pid, "gt": GT} for pid in ("1", "2", "3", "4", "5")])
+    path = tasks / MANIFEST_RELPATH
+    entries = json.loads(path.read_text())
+    entries[1]["prompt_id"] = "../../../escape"
+    entries[2]["prompt_id"] = str(outside)
+    entries[3]["prompt_id"] = "1"                        # a duplicate of a valid entry
+    entries[4]["prompt_id"] = "invalid-1"                # a real id that looks like a generated name
+    path.write_text(json.dumps(entries))
+    loaded = TaskSet.from_dir(tasks)
+    assert [t.prompt_id for t in loaded.tasks] == ["1", "invalid-1"]
+    names = [i.prompt_id for i in loaded.invalid]
+    assert names == ["invalid-1-2", "invalid-2", "invalid-3"] and all(PROMPT_ID.fullmatch(n) for n in names)
+
+    run = tmp_path / "deep" / "er" / "run"
+    doc = grade(GradeConfig(submission=_sub(tmp_path), tasks=tasks, model_dir=tmp_path, out=run, sandbox="local"),
+                progress=lambda _: None)
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("result.json")}
+    assert written == {f"deep/er/run/tasks/{n}/result.json" for n in ("1", "invalid-1", *names)}
+    assert not outside.exists() and not (tmp_path / "escape").exists()
+    by_id = {t["prompt_id"]: t for t in doc["tasks"]}
+    assert by_id["invalid-1-2"]["status"] == "error" and "'../../../escape' does not match" in by_id["invalid-1-2"]["message"]
+    assert "does not match" in by_id["invalid-2"]["message"]
+    assert by_id["invalid-3"]["status"] == "error" and "duplicate prompt_id '1'" in by_id["invalid-3"]["message"]
+    assert "invalid_manifest_entry" in by_id["invalid-3"]["flags"]
+    assert by_id["1"]["status"] == "missing"            # the first entry with the id keeps it
+
+
+# ----------------------------------------------------------------------------- finding 2: manifests and metrics
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_JSON))
+def test_a_manifest_that_is_not_strict_json_is_a_config_error_naming_the_file(tmp_path, name):
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": "1", "gt": GT}])
+    entry = json.loads((tasks / MANIFEST_RELPATH).read_text())[0]
+    text = json.dumps([entry])
+    text = text.replace('"speedup": 1.5', '"speedup": ' + {"nan": "NaN", "infinity": "Infinity",
+                                                           "minus_infinity": "-Infinity", "overflow": "1e999",
+                                                           "digits": "7" * 5000}.get(name, "1.5"))
+    if name == "duplicate_key":
+        text = text.replace('"speedup": 1.5', '"speedup": 1.5, "speedup": 9')
+    if name == "deep":
+        text = text.replace('"prompt_context": "test task"', '"prompt_context": ' + DEEP)
+    write(tasks / MANIFEST_RELPATH, text)
+    with pytest.raises(ManifestError, match="cannot read manifest as JSON") as info:
+        TaskSet.from_dir(tasks)
+    assert str(tasks / MANIFEST_RELPATH) in str(info.value)
+    code = cli.main(["grade", str(_sub(tmp_path)), "--tasks", str(tasks), "--model-dir", str(tmp_path),
+                     "--out", str(tmp_path / "run"), "--sandbox", "local"])
+    assert code == cli.EXIT_USAGE
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_JSON))
+def test_metrics_that_are_not_strict_json_are_invalid_metrics(tmp_path, name):
+    good = json.loads(metrics(2.0))
+    text = json.dumps(good)
+    if name == "duplicate_key":
+        text = text.replace('"speedup": 2.0', '"speedup": 2.0, "speedup": 900.0')
+    elif name == "deep":
+        text = text.replace('"optimizations": ["none"]', '"optimizations": ' + DEEP)
+    else:
+        text = text.replace('"speedup": 2.0', '"speedup": ' + HOSTILE_JSON[name].split(": ", 1)[1].rstrip("}"))
+    path = write(tmp_path / "1_metrics.json", text)
+    with pytest.raises(SchemaViolation, match="not valid JSON"):
+        submission.load_metrics(path)
+
+
+def test_a_run_goes_on_past_metrics_with_nan_and_deep_nesting(tmp_path):
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": pid, "gt": GT} for pid in ("1", "2", "3")])
+    sub = tmp_path / "sub"
+    for pid in "123":
+        write(sub / f"{pid}_baseline.py", GT)
+        write(sub / f"{pid}_experiment.py", GT)
+    write(sub / "1_metrics.json", metrics(2.0).replace('"speedup": 2.0', '"speedup": NaN'))
+    write(sub / "2_metrics.json", metrics(2.0).replace('["none"]', DEEP))
+    write(sub / "3_metrics.json", metrics(2.0).replace('"speedup": 2.0', '"speedup": 2.0, "speedup": 1e999'))
+    doc = grade(GradeConfig(submission=sub, tasks=tasks, model_dir=tmp_path, out=tmp_path / "run", sandbox="local"),
+                progress=lambda _: None)
+    assert {t["prompt_id"]: t["status"] for t in doc["tasks"]} == {"1": "invalid_metrics", "2": "invalid_metrics",
+                                                                   "3": "invalid_metrics"}
+    assert "NaN is not a JSON number" in doc["tasks"][0]["message"]
+
+
+# ----------------------------------------------------------------------------- findings 2 and 4: worker messages
+
+
+class _Alive:
+    """A worker process that never exits (the session only polls it)."""
+
+    def poll(self):
+        return None
+
+
+def _session(tmp_path: Path, budget: float = 60.0) -> tuple[WorkerSession, int]:
+    channel = Channel.create(tmp_path / "proto")
+    worker_end = os.open(tmp_path / "proto" / RESPONSE_FIFO, os.O_WRONLY | os.O_NONBLOCK)
+    return WorkerSession(_Alive(), channel, budget), worker_end
+
+
+def _send(fd: int, text: str) -> None:
+    data = (text + "\n").encode()
+    threading.Thread(target=lambda: _write_all(fd, data), daemon=True).start()   # a deep line outgrows the pipe
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            time.sleep(0.01)
+
+
+HELLO = '{"type": "hello", "pid": 7, "versions": {"python": "3"}}'
+HOSTILE_MESSAGES = {
+    "nan": '{"type": "ready", "import_seconds": NaN, "load_seconds": 0, "has_inference": false, "passes": []}',
+    "infinity": '{"type": "ready", "import_seconds": Infinity, "load_seconds": 0, "has_inference": false, "passes": []}',
+    "duplicate_key": '{"type": "ready", "type": "ready", "import_seconds": 0, "load_seconds": 0, '
+                     '"has_inference": false, "passes": []}',
+    "deep": '{"type": "hello", "pid": 7, "versions": ' + DEEP + "}",
+    "digits": '{"type": "hello", "pid": ' + "7" * 5000 + ', "versions": {}}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_MESSAGES))
+def test_a_worker_message_that_is_not_strict_json_is_a_protocol_violation(tmp_path, name):
+    session, worker_end = _session(tmp_path)
+    _send(worker_end, HOSTILE_MESSAGES[name])
+    with pytest.raises(ProtocolViolation) as info:
+        session.expect({"hello", "ready"}, 10, "starting the worker")
+    assert info.value.flags == ("protocol_violation",) and info.value.status == "tampered"
+    assert "not a strict JSON line" in str(info.value)
+
+
+def test_a_worker_that_answers_twice_breaks_the_protocol(tmp_path):
+    session, worker_end = _session(tmp_path)
+    _send(worker_end, HELLO + "\n" + HELLO)
+    assert session.expect({"hello"}, 10, "starting the worker")["pid"] == 7
+    with pytest.raises(ProtocolViolation, match="unexpected 'hello'") as info:
+        session.expect({"ready"}, 10, "loading")
+    assert info.value.flags == ("protocol_violation",)
+
+
+# ----------------------------------------------------------------------------- finding 6: a worker that never reads
+
+
+def test_a_request_the_worker_never_reads_times_out_instead_of_blocking(tmp_path, monkeypatch):
+    monkeypatch.setattr(session_mod, "SEND_TIMEOUT", 0.5)
+    session, _ = _session(tmp_path)      # nobody ever opens or reads the request FIFO
+    prompts = ["a long prompt " * 30] * 8
+    t0 = time.monotonic()
+    with pytest.raises(WorkerTimeout, match="does not read its request channel"):
+        for index in range(10_000):
+            session.request({"op": "batch", "index": index, "prompts": prompts})
+    assert time.monotonic() - t0 < 10
+    assert session.used >= 0.5            # the wait counts against the variant's budget
+
+
+# ----------------------------------------------------------------------------- findings 4 and 5: images
+
+
+def _npy(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, array, allow_pickle=False)
+    return path
+
+
+def _header(shape) -> bytes:
+    fh = io.BytesIO()
+    np.lib.format.write_array_header_1_0(fh, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return fh.getvalue()
+
+
+def _sparse_npy(path: Path, shape=(16384, 21846, 3)) -> Path:
+    """A 1 GiB .npy whose pixels are a hole: cheap to make, ruinous to load."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = _header(shape)
+    with open(path, "wb") as fh:
+        fh.write(header)
+        fh.truncate(len(header) + int(np.prod(shape)))
+    return path
+
+
+IMAGE = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+
+
+def _bad_image(work: Path, files=("000.npy",)) -> WorkerCrashed:
+    with pytest.raises(WorkerCrashed) as info:
+        check_images(work, "out/b0000", list(files), len(files))
+    assert "bad_image" in info.value.flags
+    return info.value
+
+
+def test_an_npz_archive_sent_as_an_image_is_bad_image(tmp_path):
+    folder = tmp_path / "out" / "b0000"
+    folder.mkdir(parents=True)
+    with open(folder / "000.npy", "wb") as fh:
+        np.savez(fh, image=IMAGE)
+    assert "unreadable" in str(_bad_image(tmp_path))
+
+
+@pytest.mark.parametrize("array", [IMAGE.astype(np.float32), IMAGE[..., :2], np.array(["x"], dtype=object)],
+                         ids=["float", "two_channels", "object"])
+def test_arrays_that_are_not_images_are_bad_image(tmp_path, array):
+    path = tmp_path / "out" / "b0000" / "000.npy"
+    if array.dtype == object:
+        path.parent.mkdir(parents=True)
+        np.save(path, array, allow_pickle=True)
+    else:
+        _npy(path, array)
+    _bad_image(tmp_path)
+
+
+def test_a_sparse_gigabyte_named_as_an_image_is_refused_before_it_is_read(tmp_path):
+    _sparse_npy(tmp_path / "out" / "b0000" / "000.npy")
+    tracemalloc.start()
+    try:
+        error = _bad_image(tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "larger than" in str(error) and peak < 8 << 20
+
+
+def test_a_header_that_claims_more_pixels_than_the_file_holds_allocates_nothing(tmp_path):
+    path = write(tmp_path / "out" / "b0000" / "000.npy", "")
+    path.write_bytes(_header((100_000, 100_000, 3)) + bytes(10))   # 30 GB claimed, ten bytes held
+    tracemalloc.start()
+    try:
+        error = _bad_image(tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "the header says" in str(error) and peak < 8 << 20
+
+
+def test_a_sparse_gigabyte_beside_the_images_is_never_read(tmp_path):
+    folder = tmp_path / "out" / "b0000"
+    _npy(folder / "000.npy", IMAGE)
+    _npy(folder / "001.npy", IMAGE)
+    _sparse_npy(folder / "002.npy")
+    _sparse_npy(folder / "999.npy")
+    tracemalloc.start()
+    try:
+        arrays = check_images(tmp_path, "out/b0000", ["000.npy", "001.npy"], 2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [a.shape for a in arrays] == [(4, 5, 3)] * 2 and np.array_equal(arrays[0], IMAGE)
+    assert peak < 8 << 20
+
+
+def test_a_fifo_named_like_an_image_does_not_hang(tmp_path):
+    folder = tmp_path / "out" / "b0000"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "000.npy")
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(_bad_image(tmp_path)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "reading a FIFO image hung the grader"
+    assert outcome and "not a regular file" in str(outcome[0])
+
+
+# ----------------------------------------------------------------------------- finding 7: links
+
+
+def _outside(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    _npy(outside / "b0000" / "000.npy", IMAGE)
+    write(outside / "b0000" / "keep.txt", "precious")
+    return outside
+
+
+def test_an_out_folder_replaced_by_a_link_is_neither_read_nor_emptied(tmp_path):
+    work, outside = tmp_path / "work", _outside(tmp_path)
+    work.mkdir()
+    os.symlink(outside, work / "out")
+    assert "not a plain folder" in str(_bad_image(work))
+    remove_tree(work, "out/b0000")
+    assert (outside / "b0000" / "keep.txt").read_text() == "precious" and (outside / "b0000" / "000.npy").exists()
+
+
+def test_a_batch_folder_that_is_a_link_is_unlinked_not_entered(tmp_path):
+    work, outside = tmp_path / "work", _outside(tmp_path)
+    (work / "out").mkdir(parents=True)
+    os.symlink(outside / "b0000", work / "out" / "b0000")
+    _bad_image(work)
+    remove_tree(work, "out/b0000")
+    assert not os.path.lexists(work / "out" / "b0000") and (outside / "b0000" / "keep.txt").exists()
+
+
+def test_links_a_worker_planted_in_its_work_folder_are_not_followed_on_cleanup(tmp_path):
+    outside = _outside(tmp_path)
+    module = write(tmp_path / "m.py", GT)
+    work, _ = _prepare_dirs(tmp_path / "variant", module)
+    os.symlink(outside, work / "link")
+    os.symlink(outside / "b0000" / "keep.txt", work / "tmp" / "keep.txt")
+    (work / "out" / "b0000").mkdir()
+    os.symlink(outside / "b0000", work / "out" / "b0000" / "inner")
+    remove_tree(work, "out/b0000")
+    _prepare_dirs(tmp_path / "variant", module)          # a second attempt cleans the first one's folder
+    assert (outside / "b0000" / "keep.txt").read_text() == "precious" and (outside / "b0000" / "000.npy").exists()
+    assert sorted(p.name for p in (tmp_path / "variant" / "work").iterdir()) == ["out", "tmp"]
+
+
+# ----------------------------------------------------------------------------- finding 3: --out
+
+
+def test_out_that_is_a_file_is_a_clear_usage_error(tmp_path, capsys):
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": "1", "gt": GT}])
+    for out in (write(tmp_path / "a-file", "x"), tmp_path / "a-file" / "below"):
+        code = cli.main(["grade", str(_sub(tmp_path)), "--tasks", str(tasks), "--model-dir", str(tmp_path),
+                         "--out", str(out), "--sandbox", "local"])
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_USAGE and f"--out {out}" in err and "Traceback" not in err
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        grade(GradeConfig(submission=_sub(tmp_path), tasks=tasks, model_dir=tmp_path, out=tmp_path / "a-file",
+                          sandbox="local"), progress=lambda _: None)
+
+
+def test_out_that_cannot_be_written_is_a_clear_usage_error(tmp_path, capsys):
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": "1", "gt": GT}])
+    read_only = Path("/proc/self")        # a folder nobody, root included, can create files in
+    if os.geteuid() != 0:
+        read_only = tmp_path / "read-only"
+        read_only.mkdir(mode=0o555)
+    code = cli.main(["grade", str(_sub(tmp_path)), "--tasks", str(tasks), "--model-dir", str(tmp_path),
+                     "--out", str(read_only), "--sandbox", "local"])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and f"--out {read_only}" in err and "not writable" in err
