@@ -159,6 +159,35 @@ def test_a_run_goes_on_past_metrics_with_nan_and_deep_nesting(tmp_path):
     assert "NaN is not a JSON number" in doc["tasks"][0]["message"]
 
 
+@pytest.mark.parametrize("name", ["deep", "duplicate_key", "digits"])
+def test_a_mapping_file_that_is_not_strict_json_is_a_conflict_not_a_traceback(tmp_path, name):
+    from grader.taskset.manifest import MAPPING_RELPATH
+    from grader.taskset.prepare import PrepareConfig, plan
+
+    src = tmp_path / "src"
+    for fname in ("SD1.5_DDIM_50_a_1.5x.py", "SD1.5_DDIM_50_b_2x.py", "SD1.5_DDIM_50_c_3x.py"):
+        write(src / fname, GT)
+    text = {"deep": '{"x": ' + DEEP + "}", "duplicate_key": '{"SD1.5_DDIM_50_a_1.5x.py": "1", '
+            '"SD1.5_DDIM_50_a_1.5x.py": "9"}', "digits": '{"SD1.5_DDIM_50_a_1.5x.py": ' + "7" * 5000 + "}"}[name]
+    write(tmp_path / "tasks" / MAPPING_RELPATH, text)
+    result = plan(PrepareConfig(source_dir=src, out_dir=tmp_path / "tasks"))
+    assert [c.kind for c in result.conflicts] == ["mapping_unreadable"]
+
+
+@pytest.mark.parametrize("name", ["nan", "deep", "duplicate_key"])
+def test_stored_results_and_run_records_that_are_not_strict_json_are_not_trusted(tmp_path, name):
+    from grader.record.folder import RunRecord
+    from grader.record.stored import read_result
+
+    text = {"nan": '{"prompt_id": "1", "speedup": NaN}', "deep": DEEP,
+            "duplicate_key": '{"prompt_id": "1", "prompt_id": "2"}'}[name]
+    result, why = read_result(write(tmp_path / "tasks" / "1" / "result.json", text))
+    assert result is None and why.startswith("not valid JSON")
+    write(tmp_path / "run.json", text)
+    with pytest.raises(ConfigError, match="unreadable"):
+        RunRecord.load(tmp_path)
+
+
 # ----------------------------------------------------------------------------- findings 2 and 4: worker messages
 
 
