@@ -117,7 +117,7 @@ def gpu_selection(gpu: str | None) -> tuple[list[str], str | None]:
         return nodes, None
     wanted = [g.strip() for g in gpu.split(",") if g.strip()]
     table = _gpu_table()
-    picked = [row for row in table if row[0] in wanted or row[1] in wanted]
+    picked = [row for want in wanted for row in table if want in (row[0], row[1])]   # in the order asked
     if not table or len(picked) != len(wanted):
         return nodes, gpu
     gpu_node = re.compile(r"/dev/nvidia\d+$")
