@@ -89,3 +89,18 @@ def test_grade_under_bwrap(tmp_path):
 
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["provenance"]["sandbox"] == "bwrap" and report["provenance"]["isolated"] is True
+
+
+def test_doctor_reports_bwrap_and_never_fails_for_it(tmp_path, monkeypatch):
+    from grader.commands.doctor import _bwrap_checks
+    from grader.isolation.bwrap import unavailable_reason
+
+    monkeypatch.setenv("GRADER_BWRAP", str(tmp_path / "no-such-bwrap"))
+    (missing,) = _bwrap_checks()
+    assert missing.name == "bwrap" and missing.status == "warn" and "bubblewrap" in missing.fix
+    monkeypatch.delenv("GRADER_BWRAP")
+    if unavailable_reason() is not None:
+        pytest.skip(f"bwrap does not work here: {unavailable_reason()}")
+    checks = {c.name: c for c in _bwrap_checks()}
+    assert checks["bwrap"].status == "ok" and "bubblewrap" in checks["bwrap"].detail
+    assert checks["bwrap sandbox"].status == "ok"
