@@ -348,6 +348,7 @@ def test_every_known_difference_names_a_check():
 
 def test_docker_is_isolated_and_local_says_it_is_not():
     assert provider("docker").isolated is True
+    assert provider("bwrap").isolated is True
     assert provider("local").isolated is False
     assert provider("fake").isolated is False
 
