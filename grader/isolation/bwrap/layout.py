@@ -25,6 +25,7 @@ remounted read-only once everything is in place.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -86,14 +87,15 @@ def _etc_files(uid: int, gid: int) -> dict[str, bytes]:
     }
 
 
-def _gpu_table() -> list[tuple[str, str, int]]:
+@functools.lru_cache(maxsize=1)
+def _gpu_table() -> tuple[tuple[str, str, int], ...]:
     """(index, UUID, device minor) of every GPU: nvidia-smi's index, UUID and PCI bus id, the bus
-    id's minor from /proc/driver/nvidia; empty when any of it cannot be read."""
+    id's minor from /proc/driver/nvidia; empty when any of it cannot be read. Read once."""
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid,pci.bus_id", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
-        return []
+        return ()
     table = []
     for line in out.splitlines():
         try:
@@ -101,9 +103,9 @@ def _gpu_table() -> list[tuple[str, str, int]]:
             info = Path(f"/proc/driver/nvidia/gpus/{bus[-12:].lower()}/information").read_text()
             minor = int(re.search(r"Device Minor:\s*(\d+)", info).group(1))
         except (ValueError, OSError, AttributeError):
-            return []
+            return ()
         table.append((index, uuid, minor))
-    return table
+    return tuple(table)
 
 
 def gpu_selection(gpu: str | None) -> tuple[list[str], str | None]:
