@@ -83,7 +83,7 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> Tas
     cpuset = cpu_share(gpu, cfg.gpus) if cfg.pins_cpus else None
     threads = thread_share(cfg.gpus, cpuset)
     limits = {"baseline": dict(max_batches=min(cfg.timing.baseline_batches, cfg.timing.max_batches), probes=False,
-                               keeps_images=False, warmup_batches=min(1, cfg.timing.warmup_batches),
+                               keeps_images=False, warmup_batches=0,
                                loads_alongside=True),
               "reference": dict(probes=False, loads_alongside=True)}
     specs = [

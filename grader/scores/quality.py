@@ -7,10 +7,11 @@ never the agent's baseline) and the GT's for the same prompts and seeds. The gat
 calibrated by the GT: an experiment may lose as much quality as the known-good GT loses,
 plus a stated tolerance.
 
-Two levels: :func:`compare_batch` sees every timed batch as it is answered (SSIM on images
-reduced to at most :data:`COMPARE_SIDE` pixels a side, PSNR at full size: cheap enough for
-each batch), so no batch escapes the check; :func:`assess` scores the kept batches, chosen
-at random after they were answered, in full (CLIP too).
+Two levels: :func:`compare_batch` sees every timed batch as it is answered (a box-window
+SSIM, :func:`box_ssim`, and PSNR on images averaged down to at most :data:`COMPARE_SIDE`
+pixels a side: milliseconds a batch, and far apart for a render and cheap noise), so no
+batch escapes the check; :func:`assess` scores the kept batches, chosen at random after they
+were answered, in full (CLIP too).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 
 from grader.config import QualityConfig
 from grader.errors import ConfigError
-from grader.images import psnr
+from grader.images import PSNR_CAP, psnr
 
 
 def _tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -115,31 +116,51 @@ class QualityResult:
         return out
 
 
-COMPARE_SIDE = 128
+COMPARE_SIDE = 64
 
 
-def reduced(images: list[np.ndarray], side: int = COMPARE_SIDE) -> list[np.ndarray]:
-    """Images averaged down by a whole factor to at most ``side`` pixels a side (cheap SSIM)."""
+def reduced(images: list[np.ndarray], side: int = COMPARE_SIDE) -> np.ndarray:
+    """Images averaged down by a whole factor to at most ``side`` pixels a side, as (n, h, w, 3) floats."""
     out = []
     for image in images:
         h, w = image.shape[:2]
         f = max(1, -(-max(h, w) // side))
-        if f == 1:
-            out.append(image)
-            continue
-        crop = image[: h - h % f, : w - w % f].astype(np.float32)
-        out.append(crop.reshape(crop.shape[0] // f, f, crop.shape[1] // f, f, 3).mean(axis=(1, 3)).round().astype(np.uint8))
-    return out
+        x = image[: h - h % f, : w - w % f].astype(np.float32)
+        x = x.reshape(x.shape[0] // f, f, x.shape[1], 3).mean(axis=1)       # rows, then columns: two
+        out.append(x.reshape(x.shape[0], x.shape[1] // f, f, 3).mean(axis=2))  # cheap passes, not one 4-d one
+    return np.stack(out)
+
+
+def _box(x: np.ndarray, k: int) -> np.ndarray:
+    """Mean over every k x k window of (n, h, w, c) arrays, by integral images ('valid' windows)."""
+    c = np.pad(x, ((0, 0), (1, 0), (1, 0), (0, 0))).cumsum(axis=1).cumsum(axis=2)
+    return (c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]) / (k * k)
+
+
+def box_ssim(a: np.ndarray, b: np.ndarray, k: int = 7) -> float:
+    """SSIM with a uniform k x k window (Wang et al.'s constants, data range 255), all channels.
+
+    Milliseconds for a batch at :data:`COMPARE_SIDE`, so every timed batch can be compared;
+    its values differ a little from the gate's Gaussian-window SSIM, which is why per-batch
+    losses are only ever compared with the GT's under the same measure."""
+    k = max(1, min(k, a.shape[1], a.shape[2]))
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = _box(a, k), _box(b, k)
+    sxx, syy, sxy = _box(a * a, k) - mx * mx, _box(b * b, k) - my * my, _box(a * b, k) - mx * my
+    value = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(value.mean())
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)
+    return float(np.mean([PSNR_CAP if m == 0 else min(PSNR_CAP, 10 * np.log10(255.0**2 / m)) for m in mse]))
 
 
 def compare_batch(index: int, arrays: dict[str, list[np.ndarray]]) -> dict:
-    """One timed batch's figures: the experiment's and the GT's SSIM (reduced) and PSNR against the reference."""
-    ref = arrays["reference"]
-    small_ref = reduced(ref)
-    return {
-        "ssim_experiment": ssim(reduced(arrays["experiment"]), small_ref), "ssim_gt": ssim(reduced(arrays["gt"]), small_ref),
-        "psnr_experiment": psnr(arrays["experiment"], ref), "psnr_gt": psnr(arrays["gt"], ref),
-    }
+    """One timed batch's figures: the experiment's and the GT's SSIM and PSNR against the reference (reduced)."""
+    ref, exp, gt = (reduced(arrays[v]) for v in ("reference", "experiment", "gt"))
+    return {"ssim_experiment": box_ssim(exp, ref), "ssim_gt": box_ssim(gt, ref),
+            "psnr_experiment": _psnr(exp, ref), "psnr_gt": _psnr(gt, ref)}
 
 
 def batch_losses(comparisons: list[dict]) -> list[tuple[int, float]]:
