@@ -129,7 +129,15 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter: Reporter) -> dict:
             result = TaskResult.crashed(task, exc)
         result.grade_seconds = time.monotonic() - t0
         result.resume = {"key": key, "quality_key": qkey}
-        atomic_write_json(task_dir / RESULT_FILE, result.to_dict())
+        try:
+            atomic_write_json(task_dir / RESULT_FILE, result.to_dict())
+        except (ValueError, TypeError) as exc:  # a value JSON cannot hold (NaN from somewhere): this task's fault only
+            try:
+                raise GraderError(f"result not storable: {exc}") from exc
+            except GraderError as err:
+                result = TaskResult.crashed(task, err)
+            result.resume = {"key": key, "quality_key": qkey}
+            atomic_write_json(task_dir / RESULT_FILE, result.to_dict())
         with lock:
             results[task.prompt_id] = result
             attempt["graded"].append(task.prompt_id)

@@ -21,7 +21,7 @@ from typing import Callable
 import psutil
 
 from grader.config import TimingConfig
-from grader.errors import WorkerError, WorkerTimeout
+from grader.errors import ProtocolViolation, WorkerError, WorkerTimeout
 from grader.images import load_images, psnr, same_fraction
 from grader.isolation import ExecResult, Limits, Mount, RunningProcess, SandboxSpec, get
 from grader.runs.session import WorkerSession, exchange_batch
@@ -373,8 +373,10 @@ class VariantWorker:
                 if not self._stop_sent:
                     self.session.request({"op": "stop"})
                 self.session.expect({"bye"}, 30, "stopping")
-            except WorkerError:
+            except WorkerError as exc:
                 run.flags.append("unclean_exit")
+                if isinstance(exc, ProtocolViolation):     # e.g. its last batch answered twice
+                    run.flag("protocol_violation", str(exc))
             run.phases["teardown"] = time.monotonic() - t0
         result: ExecResult | None = None
         if self.proc is not None:
