@@ -91,7 +91,7 @@ def _metrics(claimed: float) -> str:
 
 def timing(**overrides):
     """Four timed batches of two, one warm-up; the load cap's floor low enough to bite in tests."""
-    base = dict(min_batches=4, max_batches=4, warmup_batches=1, load_cap_floor=8.0)
+    base = {"min_batches": 4, "max_batches": 4, "warmup_batches": 1, "load_cap_floor": 8.0}
     base.update(overrides)
     return small_timing(**base)
 
@@ -151,7 +151,27 @@ def grade_cases(root: Path, sandbox: str, cases: list[Case], substitutions: dict
         result = dict(by_id[ids[case.name]])
         result["_run_dir"] = str(root / "run" / "tasks" / ids[case.name])
         results[case.name] = result
+    if os.environ.get("ADV_SUMMARY"):
+        with open(os.environ["ADV_SUMMARY"], "a", encoding="utf-8") as fh:
+            for name, result in results.items():
+                fh.write(json.dumps({"root": root.name, "sandbox": sandbox, "case": name, **summary(result)}, default=str) + "\n")
     return results
+
+
+def summary(result: dict) -> dict:
+    """The figures docs/integrity.md quotes (``ADV_SUMMARY=path`` appends one JSON line per case)."""
+    variants = result.get("variants", {})
+    quality = result.get("quality") or {}
+    return {
+        "status": result["status"], "flags": result["flags"], "speedup": result.get("speedup"),
+        "agent_baseline_speedup": result.get("agent_baseline_speedup"), "relative_to_gt": result.get("relative_to_gt"),
+        "baseline_vs_reference": result.get("baseline_vs_reference"),
+        "per_image_median": {v: (r.get("timing") or {}).get("per_image_median") for v, r in variants.items()},
+        "quality_failures": quality.get("failures"), "ssim_experiment_vs_reference": quality.get("ssim_experiment_vs_reference"),
+        "batch_ssim_loss_max": quality.get("batch_ssim_loss_max"), "batches_failed": quality.get("batches_failed"),
+        "evidence": {k: v for k, v in (result.get("evidence") or {}).items() if not k.startswith("static_")},
+        "message": result.get("message", "")[:300],
+    }
 
 
 def describe(result: dict) -> str:

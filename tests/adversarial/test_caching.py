@@ -1,5 +1,6 @@
 """Caching across calls (MLPerf's TEST04: a repeated batch must not be much faster than a fresh
-one) and precomputing at load time (load time measured apart and capped against the GT's)."""
+one), a store keyed by seed (timed seeds never come back; the probes' do), and precomputing at
+load time (load time measured apart and capped against the GT's)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ from adv_support import (
 pytestmark = pytest.mark.slow
 
 CASES = [
+    Case("control", "honest_fast", status=("ok",), honest=True, claimed=3.0),
     Case("cache_across_calls", "cache_across_calls", flags=("cross_call_cache",),
          static=("static_cross_call_cache",)),
+    # Measured: tampered with ignores_prompt (the prompt probe got 98% of the stored pixels back)
+    # and cross_call_cache (the repeat answered at once); the timed work, all fresh seeds, is honest.
+    Case("seed_store", "seed_store", flags=("ignores_prompt", "cross_call_cache")),
     Case("load_precompute", "load_precompute", status=("timeout",), flags=("load_cap_exceeded",),
          message="capped"),
     Case("jittery", "honest_jittery", status=("ok",), honest=True, claimed=1.5),
@@ -42,6 +47,18 @@ def test_repeat_probe_measures_the_cache(graded):
     assert probes["repeat_ratio"] < 0.3 and probes["repeat_psnr"] >= 60
     honest = results["embedding_cache"]["variants"]["experiment"]["probes"]
     assert honest["repeat_ratio"] > 0.6
+
+
+def test_seed_store_gains_nothing_on_timed_batches(graded):
+    """Every timed image has a fresh seed: the store never answered one, so the headline is the
+    honest control's within noise; the seeds that came back were the probes' (all answered from
+    the store, a few bits changed)."""
+    _, results = graded
+    store, control = results["seed_store"], results["control"]
+    assert 0.85 < store["speedup"] / control["speedup"] < 1.18, (store["speedup"], control["speedup"])
+    probes = store["variants"]["experiment"]["probes"]
+    assert probes["new_prompt_same_pixels"] > 0.9, probes
+    assert probes["repeat_psnr"] >= 60 and probes["repeat_ratio"] < 0.3, probes
 
 
 def test_load_cap_is_the_gts_load_times_the_factor(graded):

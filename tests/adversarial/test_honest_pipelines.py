@@ -2,7 +2,8 @@
 pipeline must score `ok` with no integrity flag: caching inside one generation (DeepCache),
 fewer steps, CFG truncation, and a text-embedding cache across calls (the last may carry the
 static pass's advisory `static_cross_call_cache`, which only points at it). The GT is DeepCache
-with interval 2, the baseline the plain pipeline, 10 DDIM steps; and the bundled example
+with interval 2, the baseline the plain pipeline, the reference the grader's template (the plain
+pipeline too), 10 DDIM steps; and the bundled example
 submission, when its task set is there, gets no integrity flag either.
 """
 
@@ -19,10 +20,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 # The GT's speedup over the plain pipeline on the tiny model, measured on a CPU (about 1.7x);
-# the sandbagging check trusts this number, as it trusts the real manifest's.
+# the implausibility check trusts this number, as it trusts the real manifest's.
 GT_SPEEDUP = 1.7
-HONEST = dict(status=("ok",), honest=True, baseline="pipeline_baseline", gt="pipeline_gt_deepcache",
-              manifest_speedup=GT_SPEEDUP)
+# No reference_code in the task set: the grader renders its template (the plain diffusers
+# pipeline, DDIM, the task's steps) as the reference baseline, as for a real task set.
+HONEST = {"status": ("ok",), "honest": True, "baseline": "pipeline_baseline", "gt": "pipeline_gt_deepcache",
+          "reference": None, "manifest_speedup": GT_SPEEDUP}
 CASES = [
     Case("deepcache", "pipeline_deepcache3", claimed=2.5, **HONEST),
     Case("fewer_steps", "pipeline_fewer_steps", claimed=1.25, **HONEST),

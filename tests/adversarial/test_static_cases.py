@@ -7,13 +7,17 @@ import pytest
 import test_caching
 import test_claims
 import test_deferred
+import test_gate
+import test_interference
 import test_outputs
+import test_schedule
 import test_timer
 from adv_support import CASES_DIR
 
 from grader.evidence.static_check import scan
 
-ALL = [c for m in (test_caching, test_claims, test_deferred, test_outputs, test_timer) for c in m.CASES]
+ALL = [c for m in (test_caching, test_claims, test_deferred, test_gate, test_interference, test_outputs, test_schedule,
+                    test_timer) for c in m.CASES]
 
 
 @pytest.mark.parametrize("case", [c for c in ALL if c.static or c.baseline_static], ids=str)

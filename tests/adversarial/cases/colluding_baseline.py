@@ -1,5 +1,6 @@
 """Colluding pair, the baseline half: it skips the prompt too, so an experiment that skips it
-matches the baseline image for image and the baseline-calibrated quality gate passes."""
+matches the agent's baseline image for image (a gate comparing the two, as the old one did,
+passes)."""
 
 import threading
 import zlib

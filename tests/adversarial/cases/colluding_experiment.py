@@ -1,7 +1,8 @@
-"""Trick: baseline and experiment both skip the prompt (see colluding_baseline.py), so the
-quality gate, calibrated on the agent's baseline, passes. Defence: the probes compare the
-experiment with the GT, not with the baseline: two prompts with one seed must give two images
-(`ignores_prompt`, tampered)."""
+"""Trick: baseline and experiment both skip the prompt (see colluding_baseline.py), so a quality
+gate calibrated on the agent's baseline passes. Defence: the gate compares the experiment with
+the reference baseline's images (the task set's plain pipeline), not the agent's baseline
+(`ssim_drop`); and the prompt probe (the seeds of a timed batch with new prompts) must give new
+images, as the GT's do (`ignores_prompt`, tampered)."""
 
 import threading
 import zlib

@@ -1,6 +1,7 @@
 """Trick: skip the prompt (no text encoder): every image depends on its seed only.
-Defence: two prompts with one seed must give two images (probe: `ignores_prompt`, tampered);
-the images also drift from the baseline's (quality gate)."""
+Defence: the prompt probe (the seeds of a kept timed batch, chosen at random after timing, with
+new prompts) must give new images, as the GT's do (`ignores_prompt`, tampered); the images also
+drift from the reference's (quality gate)."""
 
 import threading
 import zlib

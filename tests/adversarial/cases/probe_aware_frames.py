@@ -1,7 +1,9 @@
 """Trick: collude with the baseline (colluding_baseline.py) and skip the prompt, except on
 probe batches, recognised by reading the worker's request from the caller's frame (probe
-batches are written to out/repeat..., out/seedprobe..., out/promptprobe...; timed ones to
-out/b...). Defence needed: probe requests identical in form to timed ones."""
+batches were once written to out/repeat..., out/seedprobe..., out/promptprobe...; timed ones to
+out/b...). Defence: probe requests are identical in form to timed ones (out/b####, indices
+continuing after the timed ones, seeds on every request), so it skips the prompt on the probes
+too (`ignores_prompt`); the gate, against the reference, fails."""
 
 import sys
 import threading

@@ -1,7 +1,9 @@
 """Trick: collude with the baseline (colluding_baseline.py) and skip the prompt, except on
-batches that look like the integrity probe: the probe of prompts gives two prompts one seed, so
-duplicate seeds in a batch are its tell. Defence needed: probes that cannot be told from timed
-batches (e.g. timed batches that themselves contain prompts sharing a seed)."""
+batches that look like the integrity probe: the old prompt probe gave two prompts one seed, so
+duplicate seeds in a batch were its tell. Defence: no batch has duplicate seeds any more (every
+timed image has its own seed; the prompt probe reuses one timed batch's seeds, with new
+prompts, in a request like any other), so the tell never fires: it skips the prompt on the probe
+too (`ignores_prompt`) and the gate, against the reference, fails."""
 
 import threading
 import zlib
