@@ -169,9 +169,10 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
         base = schedule.timed(picked[0]) if picked is not None else None
         for kind in PROBE_KINDS:
             for worker in workers:
-                if worker.can_probe(base):
+                images = keeper.images(worker.spec.name, picked[1]) if picked is not None else None
+                if worker.can_probe(base, images):
                     turns.give(worker)
-                    worker.probe_step(kind, base)
+                    worker.probe_step(kind, base, images)
                     turns.park(worker)
         # Each worker's idle window opens just after its last answer, while deferred work
         # would still run; everyone is thawed for it (nothing is timed then).
@@ -204,5 +205,6 @@ def run_variant(spec: VariantSpec, schedule: Schedule, timing: TimingConfig, roo
             keeper.answered(spec.name, *worker.last)
     picked = keeper.pick()
     worker.run.kept = keeper.labels
-    worker.probe(schedule.timed(picked[0]) if picked is not None else None)
+    worker.probe(schedule.timed(picked[0]) if picked is not None else None,
+                 keeper.images(spec.name, picked[1]) if picked is not None else None)
     return worker.finish()

@@ -48,6 +48,7 @@ class ImageKeeper:
         self.kept: list[tuple[int, str]] = []          # (index, label), the reservoir
         self.seen = 0                                  # batches completed so far
         self.comparisons: list[dict] = []
+        self.kept_arrays: dict[str, dict[str, list[np.ndarray]]] = {}   # label -> variant -> arrays
 
     def answered(self, variant: str, index: int, label: str, arrays: list[np.ndarray]) -> None:
         """One variant's checked arrays for timed batch ``index``; completes the batch when all are in."""
@@ -72,9 +73,11 @@ class ImageKeeper:
             _, evicted = self.kept[slot]
             for variant in self.variants:
                 shutil.rmtree(self.image_dirs[variant] / evicted, ignore_errors=True)
+            self.kept_arrays.pop(evicted, None)
             self.kept[slot] = (index, label)
         else:
             self.kept.append((index, label))
+        self.kept_arrays[label] = arrays
         for variant, a in arrays.items():
             save_arrays(self.image_dirs[variant] / label, a)
 
@@ -85,6 +88,10 @@ class ImageKeeper:
     @property
     def labels(self) -> list[str]:
         return sorted(label for _, label in self.kept)
+
+    def images(self, variant: str, label: str) -> list[np.ndarray] | None:
+        """A kept batch's arrays as answered (the probes compare with these, never with files)."""
+        return (self.kept_arrays.get(label) or {}).get(variant)
 
     def pick(self) -> tuple[int, str] | None:
         """One kept batch, chosen at random: what the probes are built on."""

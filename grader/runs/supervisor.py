@@ -280,29 +280,31 @@ class VariantWorker:
         _, arrays = self._batch(batch)
         self.last = (batch.index, batch.label, arrays)
 
-    def can_probe(self, base: Batch | None) -> bool:
+    def can_probe(self, base: Batch | None, images: list | None = None) -> bool:
         return (self.alive and self.timing.probes and self.spec.probes and base is not None and bool(self.run.batches)
-                and (self.run.image_dir / base.label).is_dir())
+                and (images is not None or (self.run.image_dir / base.label).is_dir()))
 
-    def probe_step(self, kind: str, base: Batch | None) -> None:
+    def probe_step(self, kind: str, base: Batch | None, images: list | None = None) -> None:
         """One integrity probe batch built on the kept timed batch ``base``, called round-robin like timed ones.
 
         The repeat (MLPerf TEST04) is compared with the fastest fresh batch, so noise on a
         busy machine cannot make an honest repeat look cached; interleaving it like the
         timed batches keeps warm-cache effects the same for both. ``base`` was chosen at
-        random among the kept batches after all were answered; probe requests carry fresh
-        indices after the timed ones and look like any timed batch on the wire.
+        random among the kept batches after all were answered, and ``images`` are its arrays
+        as this worker answered them (held in memory, so nothing on disk can be swapped under
+        the comparison); probe requests carry fresh indices after the timed ones and look like
+        any timed batch on the wire.
         """
-        if not self.can_probe(base):
+        if not self.can_probe(base, images):
             return
         self._tell("probes")
         t0 = time.monotonic()
-        self._guard(self._probe_step, kind, base)
+        self._guard(self._probe_step, kind, base, images)
         self.run.phases["probes"] = self.run.phases.get("probes", 0.0) + time.monotonic() - t0
 
-    def _probe_step(self, kind: str, base: Batch) -> None:
+    def _probe_step(self, kind: str, base: Batch, images: list | None) -> None:
         run = self.run
-        reference = load_images(run.image_dir, [base.label])
+        reference = images if images is not None else load_images(run.image_dir, [base.label])
         index = self.next_index + PROBE_KINDS.index(kind)
         seconds, images = self._batch(self.schedule.probe(kind, base, index))
         run.probes["probe_batch"] = base.label
@@ -338,10 +340,10 @@ class VariantWorker:
         if c1 is not None:
             self.run.probes["idle_cpu_fraction"] = (c1 - c0) / max(window, time.monotonic() - t0)
 
-    def probe(self, base: Batch | None) -> None:
+    def probe(self, base: Batch | None, images: list | None = None) -> None:
         """All probes for a variant run alone."""
         for kind in PROBE_KINDS:
-            self.probe_step(kind, base)
+            self.probe_step(kind, base, images)
         self.idle_answered()
         self.idle_open()
         self.idle_close()

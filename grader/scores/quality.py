@@ -158,6 +158,9 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def compare_batch(index: int, arrays: dict[str, list[np.ndarray]]) -> dict:
     """One timed batch's figures: the experiment's and the GT's SSIM and PSNR against the reference (reduced)."""
+    shapes = {v: arrays[v][0].shape for v in ("reference", "experiment", "gt") if arrays[v]}
+    if len(set(shapes.values())) > 1:
+        return {"incomparable": f"image sizes differ between variants: {shapes}"}
     ref, exp, gt = (reduced(arrays[v]) for v in ("reference", "experiment", "gt"))
     return {"ssim_experiment": box_ssim(exp, ref), "ssim_gt": box_ssim(gt, ref),
             "psnr_experiment": _psnr(exp, ref), "psnr_gt": _psnr(gt, ref)}
@@ -165,7 +168,7 @@ def compare_batch(index: int, arrays: dict[str, list[np.ndarray]]) -> dict:
 
 def batch_losses(comparisons: list[dict]) -> list[tuple[int, float]]:
     """Per batch: how much more SSIM the experiment lost to the reference than the GT did."""
-    return [(c["index"], c["ssim_gt"] - c["ssim_experiment"]) for c in comparisons]
+    return [(c["index"], c["ssim_gt"] - c["ssim_experiment"]) for c in comparisons if "incomparable" not in c]
 
 
 def gate(values: dict, cfg: QualityConfig, comparisons: list[dict] | None = None) -> tuple[str, ...]:
@@ -192,6 +195,9 @@ def gate(values: dict, cfg: QualityConfig, comparisons: list[dict] | None = None
 
 def assess(reference: list[np.ndarray], experiment: list[np.ndarray], gt: list[np.ndarray],
            prompts: list[str], cfg: QualityConfig, comparisons: list[dict] | None = None) -> QualityResult:
+    bad = next((c["incomparable"] for c in comparisons or () if "incomparable" in c), None)
+    if bad is not None:
+        raise ValueError(bad)
     if not (len(reference) == len(experiment) == len(gt) == len(prompts)) or not prompts:
         raise ValueError(f"image counts differ: reference {len(reference)}, experiment {len(experiment)}, gt {len(gt)}, prompts {len(prompts)}")
     shapes = {reference[0].shape, experiment[0].shape, gt[0].shape}

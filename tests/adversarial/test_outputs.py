@@ -45,17 +45,7 @@ def graded(request, tmp_path_factory):
     return request.param, grade_cases(tmp_path_factory.mktemp(f"outputs-{request.param}"), request.param, CASES)
 
 
-# Grader faults the suite found; each xfail is strict, so it fails the day the grader is fixed.
-KNOWN = {
-    "small": "grader bug: the per-batch comparison (grader.scores.quality.compare_batch, called by the "
-             "keeper when every variant has answered a batch) computes SSIM between the experiment's 8x8 "
-             "images and the reference's 16x16 ones before any size check and raises: the task ends `error` "
-             "with `grader_error` instead of 'image sizes differ between variants'",
-}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN[c.name]))
-                                  if c.name in KNOWN else c for c in CASES], ids=str)
+@pytest.mark.parametrize("case", CASES, ids=str)
 def test_output_trick_is_caught(graded, case):
     _, results = graded
     assert_caught(results[case.name], case)
