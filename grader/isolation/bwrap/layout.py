@@ -131,7 +131,9 @@ def filesystem_args(spec: SandboxSpec, env: PythonEnv, *, gpu_nodes: list[str], 
                     data_fd) -> list[str]:
     """The bwrap arguments that build the sandbox's filesystem. ``data_fd(bytes) -> int`` makes a
     readable fd holding a file's content (for the sandbox's own ``/etc`` files)."""
-    args = ["--ro-bind", "/usr", "/usr"]
+    # /tmp's tmpfs first: binds below it (a venv or a run folder under /tmp, as in a CI clone)
+    # must land on top of it, not be hidden by it
+    args = ["--ro-bind", "/usr", "/usr", "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     for name in _TOP_LEVEL:
         host = Path("/") / name
         if host.is_symlink():
@@ -154,7 +156,7 @@ def filesystem_args(spec: SandboxSpec, env: PythonEnv, *, gpu_nodes: list[str], 
     for node in gpu_nodes:
         args += ["--dev-bind-try", node, node]
     # /dev's own tmpfs read-only (its device nodes still work); /tmp and /dev/shm stay writable
-    args += ["--remount-ro", "/dev", "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--proc", "/proc"]
+    args += ["--remount-ro", "/dev", "--proc", "/proc"]
     for name in _PROC_MASKED:   # host-wide lists naming other processes: hidden, as docker hides them
         if os.path.exists(f"/proc/{name}"):
             args += ["--ro-bind", "/dev/null", f"/proc/{name}"]
