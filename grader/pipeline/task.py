@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.errors import ConfigError, GraderError, SchemaViolation
+from grader.errors import GraderError, SchemaViolation
 from grader.evidence import integrity, runtime, static_check
 from grader.evidence.flags import variant_flag
 from grader.executors.context import TaskContext
@@ -69,12 +69,7 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> Tas
             timeout=cfg.script_timeout, gpu=gpu, labels={"sd-grader.task": task.prompt_id, "sd-grader.variant": "script"}),
             task)
 
-    code = ctx.code.get(task.prompt_id)
-    if code is None:
-        try:
-            code = reference.TaskCode(task.gt_path.name, task.gt_path.read_bytes(), reference.for_task(cfg.tasks, task))
-        except (ConfigError, OSError) as exc:
-            code = str(exc)
+    code = ctx.code.get(task.prompt_id) or reference.task_code(cfg.tasks, task)   # Ray nodes read it here
     if isinstance(code, str):
         return result.fail("error", code, "no_reference")
     result.reference = code.reference.describe()

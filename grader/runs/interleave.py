@@ -96,14 +96,11 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
     keeper = ImageKeeper(tuple(s.name for s in specs if s.keeps_images),
                          {s.name: root / s.name / "images" for s in specs}, timing.quality_batches, compare)
     turns = Turns(workers)
-    finished: dict[str, VariantRun] = {}
 
     def end_all() -> dict[str, VariantRun]:
+        """Every worker that started or failed, finished (``finish`` is idempotent)."""
         turns.release()
-        for w in workers:
-            if w.proc is not None or w.run.status != "ok":
-                finished.setdefault(w.spec.name, w.finish())
-        return {w.spec.name: finished[w.spec.name] for w in workers if w.spec.name in finished}
+        return {w.spec.name: w.finish() for w in workers if w.proc is not None or w.run.status != "ok"}
 
     try:
         launched: set[str] = set()
@@ -155,7 +152,7 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                     return end_all()
                 if worker.spec.max_batches is not None and not worker.can_continue() and worker.alive:
                     worker.request_stop()
-                    finished[worker.spec.name] = worker.finish()
+                    worker.finish()
             round_ += 1
         keeper.drop_incomplete()
         if sampler is not None:
@@ -189,8 +186,7 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
     finally:
         turns.release()
         for worker in workers:
-            if not worker.done or worker.proc is not None:
-                finished.setdefault(worker.spec.name, worker.finish())
+            worker.finish()
 
 
 def run_variant(spec: VariantSpec, schedule: Schedule, timing: TimingConfig, root: Path,

@@ -22,7 +22,7 @@ import psutil
 
 from grader.config import TimingConfig
 from grader.errors import ProtocolViolation, WorkerError, WorkerTimeout
-from grader.images import load_images, psnr, same_fraction
+from grader.images import psnr, same_fraction
 from grader.isolation import ExecResult, Limits, Mount, RunningProcess, SandboxSpec, get
 from grader.runs.session import WorkerSession, exchange_batch
 from grader.runs.timing import converged, summarize
@@ -280,11 +280,11 @@ class VariantWorker:
         _, arrays = self._batch(batch)
         self.last = (batch.index, batch.label, arrays)
 
-    def can_probe(self, base: Batch | None, images: list | None = None) -> bool:
+    def can_probe(self, base: Batch | None, images: list | None) -> bool:
         return (self.alive and self.timing.probes and self.spec.probes and base is not None and bool(self.run.batches)
-                and (images is not None or (self.run.image_dir / base.label).is_dir()))
+                and images is not None)
 
-    def probe_step(self, kind: str, base: Batch | None, images: list | None = None) -> None:
+    def probe_step(self, kind: str, base: Batch | None, images: list | None) -> None:
         """One integrity probe batch built on the kept timed batch ``base``, called round-robin like timed ones.
 
         The repeat (MLPerf TEST04) is compared with the fastest fresh batch, so noise on a
@@ -302,9 +302,8 @@ class VariantWorker:
         self._guard(self._probe_step, kind, base, images)
         self.run.phases["probes"] = self.run.phases.get("probes", 0.0) + time.monotonic() - t0
 
-    def _probe_step(self, kind: str, base: Batch, images: list | None) -> None:
+    def _probe_step(self, kind: str, base: Batch, reference: list) -> None:
         run = self.run
-        reference = images if images is not None else load_images(run.image_dir, [base.label])
         index = self.next_index + PROBE_KINDS.index(kind)
         seconds, images = self._batch(self.schedule.probe(kind, base, index))
         run.probes["probe_batch"] = base.label
@@ -340,7 +339,7 @@ class VariantWorker:
         if c1 is not None:
             self.run.probes["idle_cpu_fraction"] = (c1 - c0) / max(window, time.monotonic() - t0)
 
-    def probe(self, base: Batch | None, images: list | None = None) -> None:
+    def probe(self, base: Batch | None, images: list | None) -> None:
         """All probes for a variant run alone."""
         for kind in PROBE_KINDS:
             self.probe_step(kind, base, images)

@@ -26,7 +26,7 @@ import torch
 
 from grader.config import QualityConfig
 from grader.errors import ConfigError
-from grader.images import PSNR_CAP, psnr
+from grader.images import psnr
 
 
 def _tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -151,11 +151,6 @@ def box_ssim(a: np.ndarray, b: np.ndarray, k: int = 7) -> float:
     return float(value.mean())
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)
-    return float(np.mean([PSNR_CAP if m == 0 else min(PSNR_CAP, 10 * np.log10(255.0**2 / m)) for m in mse]))
-
-
 def compare_batch(index: int, arrays: dict[str, list[np.ndarray]]) -> dict:
     """One timed batch's figures: the experiment's and the GT's SSIM and PSNR against the reference (reduced)."""
     shapes = {v: arrays[v][0].shape for v in ("reference", "experiment", "gt") if arrays[v]}
@@ -163,7 +158,7 @@ def compare_batch(index: int, arrays: dict[str, list[np.ndarray]]) -> dict:
         return {"incomparable": f"image sizes differ between variants: {shapes}"}
     ref, exp, gt = (reduced(arrays[v]) for v in ("reference", "experiment", "gt"))
     return {"ssim_experiment": box_ssim(exp, ref), "ssim_gt": box_ssim(gt, ref),
-            "psnr_experiment": _psnr(exp, ref), "psnr_gt": _psnr(gt, ref)}
+            "psnr_experiment": psnr(exp, ref), "psnr_gt": psnr(gt, ref)}
 
 
 def batch_losses(comparisons: list[dict]) -> list[tuple[int, float]]:

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from grader.errors import ConfigError
+from grader.files import atomic_write
 from grader.taskset.manifest import TaskEntry, TaskKey
 
 REFERENCE_DIRNAME = "reference_code"
@@ -45,12 +46,9 @@ class ReferenceCode:
 
     def write_to(self, folder: Path) -> Path:
         """The module as a file the sandbox can be given (named by task key and content)."""
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"reference_{self.sha256[:16]}.py"
         if not path.is_file():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(self.text, encoding="utf-8")
-            tmp.replace(path)
+            atomic_write(path, self.text)
         return path
 
 
@@ -109,10 +107,19 @@ class TaskCode:
     reference: ReferenceCode
 
     def write_gt(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / self.gt_name
-        path.write_bytes(self.gt)
+        atomic_write(path, self.gt)
         return path
+
+
+def task_code(root: Path, task) -> TaskCode | str:
+    """One task's trusted code, or the message that says why it cannot be read."""
+    try:
+        return TaskCode(Path(task.gt_path).name, Path(task.gt_path).read_bytes(), for_task(root, task))
+    except ConfigError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"GT file {task.gt_path}: cannot read: {exc}"
 
 
 def snapshot(root: Path, tasks) -> dict[str, TaskCode | str]:
@@ -121,13 +128,4 @@ def snapshot(root: Path, tasks) -> dict[str, TaskCode | str]:
     Under a sandbox that does not isolate, a submission graded early could rewrite a later
     task's GT or reference file; grading from this snapshot makes that rewrite come too late.
     """
-    out: dict[str, TaskCode | str] = {}
-    for task in tasks:
-        try:
-            gt = Path(task.gt_path).read_bytes()
-            out[task.prompt_id] = TaskCode(Path(task.gt_path).name, gt, for_task(root, task))
-        except ConfigError as exc:
-            out[task.prompt_id] = str(exc)
-        except OSError as exc:
-            out[task.prompt_id] = f"GT file {task.gt_path}: cannot read: {exc}"
-    return out
+    return {task.prompt_id: task_code(root, task) for task in tasks}

@@ -31,7 +31,7 @@ import psutil
 from grader.isolation.contract import ExecResult, SandboxSpec
 from grader.isolation.docker.monitor import MAX_WORK_ENTRIES, WATCH_INTERVAL, work_usage
 from grader.isolation.local import TreeProcess
-from grader.isolation.output import OOM_MARKERS
+from grader.isolation.output import OOM_MARKERS, LimitEvents
 
 # PID 1 of the sandbox: argv = [python, -I, -S, -c, LAUNCHER, STATUS_FD, NPROC, command...]
 LAUNCHER = r"""
@@ -78,21 +78,13 @@ class BwrapProcess(TreeProcess):
     def __init__(self, popen: subprocess.Popen, spec: SandboxSpec, status_fd: int):
         super().__init__(popen, spec.limits.output_bytes)
         self.spec, self.status_fd = spec, status_fd
-        self._events: list[str] = []
-        self._notes: list[str] = []
-        self._lock = threading.Lock()
+        self._events = LimitEvents()
         self._done = threading.Event()
         self._result: BwrapExecResult | None = None
         self._monitor = threading.Thread(target=self._watch, name=f"bwrap-watch-{popen.pid}", daemon=True)
         self._monitor.start()
 
     # -- watching
-    def _add_event(self, event: str, note: str) -> None:
-        with self._lock:
-            if event not in self._events:
-                self._events.append(event)
-                self._notes.append(note)
-
     def _tasks(self) -> int:
         total = 0
         for proc in self._run_procs().values():
@@ -109,13 +101,13 @@ class BwrapProcess(TreeProcess):
         while not self._done.wait(interval) and self.popen.poll() is None:
             t0 = time.monotonic()
             if limits.pids and self._tasks() >= limits.pids:
-                self._add_event("pids", f"the run reached its pids limit ({limits.pids} tasks): "
+                self._events.add("pids", f"the run reached its pids limit ({limits.pids} tasks): "
                                         "the kernel refuses forks beyond it")
             if limits.work_dir_bytes:
                 used, entries = work_usage(work, limits.work_dir_bytes)
                 if used >= limits.work_dir_bytes or entries > MAX_WORK_ENTRIES:
                     which = "work_dir_bytes" if used >= limits.work_dir_bytes else "work_dir_entries"
-                    self._add_event(which, f"the work folder outgrew its cap ({used} bytes, {entries} entries; "
+                    self._events.add(which, f"the work folder outgrew its cap ({used} bytes, {entries} entries; "
                                            f"cap {limits.work_dir_bytes} bytes, {MAX_WORK_ENTRIES} entries): killed")
                     self.kill()
                     return
@@ -170,23 +162,22 @@ class BwrapProcess(TreeProcess):
         else:  # killed (by us, or before the command ended), or bwrap never started it
             rc = self.popen.returncode
             if status is None and rc is not None and rc > 0 and stderr.startswith(b"bwrap:"):
-                self._add_event("sandbox_setup", "bwrap could not build the sandbox (see the first line)")
+                self._events.add("sandbox_setup", "bwrap could not build the sandbox (see the first line)")
             elif rc == -signal.SIGKILL and not killed_before and not timed_out and "work_dir_bytes" not in self._events:
-                self._add_event("killed_externally", f"bwrap (pid {self.popen.pid}) was killed by SIGKILL from "
+                self._events.add("killed_externally", f"bwrap (pid {self.popen.pid}) was killed by SIGKILL from "
                                                      "outside the grader")
         signum = -rc if rc is not None and rc < 0 else None
         if limits.work_dir_bytes and "work_dir_bytes" not in self._events:
             used, _ = work_usage(self.spec.mounts["work"].host_path, limits.work_dir_bytes)
             if used >= limits.work_dir_bytes:
-                self._add_event("work_dir_bytes", f"the work folder holds {used} bytes, at or over its cap of "
+                self._events.add("work_dir_bytes", f"the work folder holds {used} bytes, at or over its cap of "
                                                   f"{limits.work_dir_bytes}")
         # as in the local provider: a SIGKILL that nobody in the grader sent is the kernel's OOM killer
         oom = not timed_out and (any(m in stderr for m in OOM_MARKERS)
                                  or (signum == signal.SIGKILL and status is not None and not killed_before))
-        if self._notes:
-            stderr += b"".join(f"\n[sandbox] {n}".encode() for n in self._notes) + b"\n"
+        stderr += self._events.stderr_suffix()
         return BwrapExecResult(
             returncode=rc, stdout=stdout, stderr=stderr, duration=time.monotonic() - self.started,
             timed_out=timed_out, oom=oom, killed_by_signal=signum, stdout_truncated=out_trunc,
-            stderr_truncated=err_trunc, limit_events=tuple(self._events),
+            stderr_truncated=err_trunc, limit_events=self._events.names,
         )

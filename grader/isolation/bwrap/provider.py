@@ -47,6 +47,7 @@ from grader.isolation.bwrap.layout import (
 from grader.isolation.bwrap.process import LAUNCHER, BwrapProcess
 from grader.isolation.bwrap.userns import sandbox_userns
 from grader.isolation.contract import Limits, Mount, Sandbox, SandboxSpec, register
+from grader.isolation.output import hand_over
 
 BWRAP_ENV = "GRADER_BWRAP"       # path of the bwrap binary (default: bwrap on PATH)
 NOFILE = 65536
@@ -173,18 +174,11 @@ class BwrapSandbox(Sandbox):
 
     # -- details
     def _prepare_work(self) -> None:
-        """Let the sandbox's uid write the work folder (the grader, as root, keeps full access)."""
         work = self.spec.mounts["work"].host_path
-        work.mkdir(parents=True, exist_ok=True)
-        if not self.as_root:
-            return
-        for root, dirs, files in os.walk(work):
-            for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
-                try:
-                    if os.lstat(name).st_uid != self.uid:
-                        os.lchown(name, self.uid, self.gid)
-                except OSError:
-                    pass
+        if self.as_root:
+            hand_over(work, self.uid, self.gid)
+        else:
+            work.mkdir(parents=True, exist_ok=True)
 
 
 def _preexec(limits: Limits, uid: int, gid: int, drop: bool):

@@ -32,7 +32,7 @@ from grader.isolation.docker.monitor import (
     read_pids_max,
     work_usage,
 )
-from grader.isolation.output import OOM_MARKERS, CappedOutput
+from grader.isolation.output import OOM_MARKERS, CappedOutput, LimitEvents
 
 KILL_GRACE = 10.0           # seconds a killed container gets to report its exit
 
@@ -94,8 +94,7 @@ class DockerProcess(RunningProcess):
         self._exit_code: int | None = None
         self._gone = False            # the container vanished under us (removed from outside)
         self._killed_by_us = False
-        self._events: list[str] = []
-        self._notes: list[str] = []
+        self._events = LimitEvents()
         self._pids_refused = 0
         self._removed = False
         self._result: DockerExecResult | None = None
@@ -238,18 +237,12 @@ class DockerProcess(RunningProcess):
                 interval = max(WATCH_INTERVAL, 5 * (time.monotonic() - t0))
                 if used >= limits.work_dir_bytes or entries > MAX_WORK_ENTRIES:
                     which = "work_dir_bytes" if used >= limits.work_dir_bytes else "work_dir_entries"
-                    self._add_event(which, f"the work folder outgrew its cap ({used} bytes, {entries} entries; "
+                    self._events.add(which, f"the work folder outgrew its cap ({used} bytes, {entries} entries; "
                                            f"cap {limits.work_dir_bytes} bytes, {MAX_WORK_ENTRIES} entries): killed")
                     self.kill()
                     return
 
     # -- helpers
-    def _add_event(self, event: str, note: str) -> None:
-        with self._lock:
-            if event not in self._events:
-                self._events.append(event)
-                self._notes.append(note)
-
     def _remove(self) -> int:
         """Remove the container (force); returns retries. Idempotent."""
         if self._frozen and not self._removed:
@@ -277,7 +270,7 @@ class DockerProcess(RunningProcess):
         try:
             _, retries = infra_call("remove", remove)
         except Exception as exc:  # noqa: BLE001 - the run's result stays valid; cleanup finds it
-            self._add_event("remove_failed", f"container {self.id[:12]} was not removed ({exc}); run `grader cleanup`")
+            self._events.add("remove_failed", f"container {self.id[:12]} was not removed ({exc}); run `grader cleanup`")
             retries = INFRA_ATTEMPTS - 1
         with _live_lock:
             _live.pop(self.id, None)
@@ -354,7 +347,7 @@ class DockerProcess(RunningProcess):
             raw = state.get("ExitCode") if state else None
         gone = self._gone or (raw is None and not state)
         if gone and not self._killed_by_us:
-            self._add_event("killed_externally", f"container {self.id[:12]} disappeared during the run "
+            self._events.add("killed_externally", f"container {self.id[:12]} disappeared during the run "
                                                  "(removed from outside the grader)")
         returncode, signum = normalize(137 if gone and raw is None else raw)
         oom_killed = bool(state.get("OOMKilled"))
@@ -362,23 +355,22 @@ class DockerProcess(RunningProcess):
         stderr, err_trunc = self.err.result()
         if (signum == 9 and not self._killed_by_us and not oom_killed and not timed_out
                 and "killed_externally" not in self._events):
-            self._add_event("killed_externally", f"container {self.id[:12]} was killed by SIGKILL from outside "
+            self._events.add("killed_externally", f"container {self.id[:12]} was killed by SIGKILL from outside "
                                                  "the grader (docker kill?)")
         if self._pids_refused:
-            self._add_event("pids", f"the pids limit ({limits.pids}) refused {self._pids_refused} forks")
+            self._events.add("pids", f"the pids limit ({limits.pids}) refused {self._pids_refused} forks")
         if limits.work_dir_bytes and "work_dir_bytes" not in self._events:
             used, _ = work_usage(self.spec.mounts["work"].host_path, limits.work_dir_bytes)
             if used >= limits.work_dir_bytes:
-                self._add_event("work_dir_bytes", f"the work folder holds {used} bytes, at or over its cap of "
+                self._events.add("work_dir_bytes", f"the work folder holds {used} bytes, at or over its cap of "
                                                   f"{limits.work_dir_bytes}")
         oom = oom_killed or (not timed_out and any(m in stderr for m in OOM_MARKERS))
         if oom_killed:
-            self._notes.append(f"the kernel killed the run for memory (limit {self.memory_limit} bytes)")
-        if self._notes:
-            stderr += b"".join(f"\n[sandbox] {n}".encode() for n in self._notes) + b"\n"
+            self._events.note(f"the kernel killed the run for memory (limit {self.memory_limit} bytes)")
+        stderr += self._events.stderr_suffix()
         return DockerExecResult(
             returncode=returncode, stdout=stdout, stderr=stderr, duration=time.monotonic() - self.started,
             timed_out=timed_out, oom=oom, killed_by_signal=signum, stdout_truncated=out_trunc,
-            stderr_truncated=err_trunc, retries=self.retries, limit_events=tuple(self._events),
+            stderr_truncated=err_trunc, retries=self.retries, limit_events=self._events.names,
             container_id=self.id, image_id=self.image_id,
         )

@@ -37,6 +37,7 @@ from grader.isolation.docker.engine import client, docker_py, infra_call
 from grader.isolation.docker.image import usable_image
 from grader.isolation.docker.process import DockerProcess
 from grader.isolation.docker.reaper import LABEL_PREFIX, MANAGED_LABEL, RUN_LABEL, ensure_reaper, owner_labels
+from grader.isolation.output import hand_over
 
 SANDBOX_UID = 10001
 MOUNT_ROOT = "/mnt"
@@ -174,16 +175,8 @@ class DockerSandbox(Sandbox):
         return kwargs
 
     def _prepare_work(self) -> None:
-        """Let the container's uid write the work folder (the grader, as root, keeps full access)."""
         work = self.spec.mounts["work"].host_path
-        work.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() != 0:
-            return
-        for root, dirs, files in os.walk(work):
-            for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
-                try:
-                    st = os.lstat(name)
-                    if st.st_uid != self.uid:
-                        os.lchown(name, self.uid, self.gid)
-                except OSError:
-                    pass
+        if os.geteuid() == 0:
+            hand_over(work, self.uid, self.gid)
+        else:
+            work.mkdir(parents=True, exist_ok=True)
