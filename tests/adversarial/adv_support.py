@@ -174,6 +174,14 @@ def summary(result: dict) -> dict:
     }
 
 
+def applies(graded: tuple[str, dict], name: str) -> dict:
+    """Case ``name``'s result from a ``(sandbox, results)`` fixture; skipped where it was not graded."""
+    sandbox, results = graded
+    if name not in results:
+        pytest.skip(f"{name}: not graded under {sandbox}")
+    return results[name]
+
+
 def describe(result: dict) -> str:
     """What a failing assertion prints: enough to see why without opening the run folder."""
     exp = result.get("variants", {}).get("experiment", {})

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
-from adv_support import SANDBOXES, Case, assert_caught, assert_static_in_report, describe, grade_cases
+from adv_support import SANDBOXES, Case, applies, assert_caught, assert_static_in_report, describe, grade_cases
 
 pytestmark = pytest.mark.slow
 
@@ -43,22 +43,15 @@ def graded(request, tmp_path_factory):
     return request.param, grade_cases(tmp_path_factory.mktemp(f"gate-{request.param}"), request.param, CASES)
 
 
-def _applies(graded, name: str) -> dict:
-    sandbox, results = graded
-    if name not in results:
-        pytest.skip(f"{name}: not graded under {sandbox}")
-    return results[name]
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_gate_trick_is_caught(graded, case):
-    assert_caught(_applies(graded, case.name), case)
+    assert_caught(applies(graded, case.name), case)
 
 
 @pytest.mark.parametrize("name", PER_BATCH)
 def test_every_batch_is_compared_with_the_reference(graded, name):
     """`batch_ssim_drop`: a timed batch lost far more SSIM against the reference than the GT did."""
-    result = _applies(graded, name)
+    result = applies(graded, name)
     quality = result["quality"]
     assert quality is not None, describe(result)
     assert "batch_ssim_drop" in quality["failures"], describe(result)
@@ -69,13 +62,13 @@ def test_every_batch_is_compared_with_the_reference(graded, name):
 @pytest.mark.parametrize("name", NO_TAMPER)
 def test_images_follow_prompt_and_seed(graded, name):
     """These tricks pass every probe: only the gate (against the reference) stops them."""
-    result = _applies(graded, name)
+    result = applies(graded, name)
     assert result["status"] == "quality_failed", describe(result)
 
 
 def test_colluding_baseline_cannot_fool_the_gate(graded):
     """The agent's baseline agrees with the experiment image for image; the gate never looks at it."""
-    result = _applies(graded, "colluding_degraded")
+    result = applies(graded, "colluding_degraded")
     quality = result["quality"]
     assert "ssim_drop" in quality["failures"], describe(result)
     assert quality["ssim_experiment_vs_reference"] < quality["ssim_gt_vs_reference"] - 0.05, quality
@@ -83,9 +76,9 @@ def test_colluding_baseline_cannot_fool_the_gate(graded):
 
 def test_garbage_outside_the_old_kept_batches_is_seen(graded):
     """Only batch 0 (what the old gate kept with quality_batches=1) is proper: batches 1-3 fail."""
-    quality = _applies(graded, "garbage_first_batches")["quality"]
+    quality = applies(graded, "garbage_first_batches")["quality"]
     assert sorted(quality["batches_failed"]) == [1, 2, 3], quality
-    quality = _applies(graded, "garbage_alternate")["quality"]
+    quality = applies(graded, "garbage_alternate")["quality"]
     assert sorted(quality["batches_failed"]) == [1, 3], quality
 
 
@@ -93,7 +86,7 @@ def test_garbage_outside_the_old_kept_batches_is_seen(graded):
 def test_rewritten_files_do_not_change_the_verdict(graded, name, record):
     """The module did rewrite files after answering (its own record says so), and the verdict is
     still a failure: the images were read and compared when answered."""
-    result = _applies(graded, name)
+    result = applies(graded, name)
     done = json.loads((Path(result["_run_dir"]) / "experiment" / "work" / record).read_text())
     assert (done.get("kept") or done.get("written")), f"the trick wrote nothing: {done}"
     assert result["status"] != "ok", describe(result)
@@ -101,4 +94,4 @@ def test_rewritten_files_do_not_change_the_verdict(graded, name, record):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.static or c.baseline_static], ids=str)
 def test_static_flags_reach_the_report(graded, case):
-    assert_static_in_report(_applies(graded, case.name), case)
+    assert_static_in_report(applies(graded, case.name), case)

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import pytest
-from adv_support import SANDBOXES, Case, assert_caught, assert_static_in_report, describe, grade_cases
+from adv_support import SANDBOXES, Case, applies, assert_caught, assert_static_in_report, describe, grade_cases
 
 from grader.config import IntegrityConfig
 
@@ -44,16 +44,9 @@ def graded(request, tmp_path_factory):
     return request.param, grade_cases(tmp_path_factory.mktemp(f"interference-{request.param}"), request.param, CASES)
 
 
-def _applies(graded, name: str) -> dict:
-    sandbox, results = graded
-    if name not in results:
-        pytest.skip(f"{name}: not graded under {sandbox}")
-    return results[name]
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_interference_trick_is_caught(graded, case):
-    assert_caught(_applies(graded, case.name), case)
+    assert_caught(applies(graded, case.name), case)
 
 
 def _slowdowns(result: dict, control: dict) -> dict[str, float]:
@@ -71,7 +64,7 @@ def test_trusted_variants_are_not_slowed(graded, name):
     with other work, as the 2-core test machine is: tasks graded minutes apart drift by 20-30%
     there. What proves the freeze is test_frozen_variants_use_no_cpu: no CPU while frozen.)"""
     _, results = graded
-    result, control = _applies(graded, name), results["control"]
+    result, control = applies(graded, name), results["control"]
     for variant, ratio in _slowdowns(result, control).items():
         assert ratio < 1.4, f"{variant}: {ratio:.2f}x the control's per-image time\n{describe(result)}"
     if result["status"] != "tampered":   # the trick must then have gained nothing
@@ -83,7 +76,7 @@ def test_reniced_siblings_are_flagged_or_unharmed(graded):
     CPU (measured once on the shared 2-core machine: 1.26x), so it must be `interference`, or
     leave their times alone."""
     _, results = graded
-    result, control = _applies(graded, "renice_siblings"), results["control"]
+    result, control = applies(graded, "renice_siblings"), results["control"]
     if result["status"] == "tampered" and "interference" in result["flags"]:
         return
     for variant, ratio in _slowdowns(result, control).items():
@@ -93,7 +86,7 @@ def test_reniced_siblings_are_flagged_or_unharmed(graded):
 @pytest.mark.parametrize("name", ["spin_threads", "stop_siblings", "renice_siblings"])
 def test_frozen_variants_use_no_cpu(graded, name):
     """Every variant was frozen outside its turns and used (next to) no CPU then."""
-    result = _applies(graded, name)
+    result = applies(graded, name)
     for variant, run in result["variants"].items():
         probes = run["probes"]
         assert probes.get("freeze_supported") is True, (variant, probes)
@@ -101,7 +94,7 @@ def test_frozen_variants_use_no_cpu(graded, name):
 
 
 def test_spinning_threads_show_in_the_idle_window(graded):
-    result = _applies(graded, "spin_threads")
+    result = applies(graded, "spin_threads")
     # above the threshold that raises background_work (two spinners give ~2 CPU-s/s on a quiet machine)
     assert result["variants"]["experiment"]["probes"]["idle_cpu_fraction"] > IntegrityConfig().idle_cpu, describe(result)
 
@@ -109,13 +102,13 @@ def test_spinning_threads_show_in_the_idle_window(graded):
 @pytest.mark.parametrize("name", ["stop_siblings", "renice_siblings"])
 def test_the_module_did_reach_its_siblings(graded, name):
     """The trick ran: it found the task's three other workers and signalled or reniced them."""
-    result = _applies(graded, name)
+    result = applies(graded, name)
     done = json.loads((Path(result["_run_dir"]) / "experiment" / "work" / "siblings.json").read_text())
     assert len(done["touched"]) >= 3 and all(not v.startswith(("PermissionError", "ProcessLookup")) for v in done["touched"].values()), done
 
 
 def test_renicing_is_recorded_for_the_trusted_variants(graded):
-    result = _applies(graded, "renice_siblings")
+    result = applies(graded, "renice_siblings")
     for variant in TRUSTED:
         changes = result["variants"][variant]["probes"].get("sched_changes")
         assert changes and "nice 0 -> 19" in changes[0], (variant, changes)
@@ -123,4 +116,4 @@ def test_renicing_is_recorded_for_the_trusted_variants(graded):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.static or c.baseline_static], ids=str)
 def test_static_flags_reach_the_report(graded, case):
-    assert_static_in_report(_applies(graded, case.name), case)
+    assert_static_in_report(applies(graded, case.name), case)

@@ -58,6 +58,17 @@ def _bad_image(work: Path, files=("000.npy",)) -> WorkerCrashed:
     return info.value
 
 
+def _peak_bytes(action):
+    """``(what action() returned, the peak bytes Python allocated meanwhile)``."""
+    tracemalloc.start()
+    try:
+        value = action()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return value, peak
+
+
 def test_an_npz_archive_sent_as_an_image_is_bad_image(tmp_path):
     folder = tmp_path / "out" / "b0000"
     folder.mkdir(parents=True)
@@ -80,24 +91,14 @@ def test_arrays_that_are_not_images_are_bad_image(tmp_path, array):
 
 def test_a_sparse_gigabyte_named_as_an_image_is_refused_before_it_is_read(tmp_path):
     _sparse_npy(tmp_path / "out" / "b0000" / "000.npy")
-    tracemalloc.start()
-    try:
-        error = _bad_image(tmp_path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    error, peak = _peak_bytes(lambda: _bad_image(tmp_path))
     assert "larger than" in str(error) and peak < 8 << 20
 
 
 def test_a_header_that_claims_more_pixels_than_the_file_holds_allocates_nothing(tmp_path):
     path = write(tmp_path / "out" / "b0000" / "000.npy", "")
     path.write_bytes(_header((100_000, 100_000, 3)) + bytes(10))   # 30 GB claimed, ten bytes held
-    tracemalloc.start()
-    try:
-        error = _bad_image(tmp_path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    error, peak = _peak_bytes(lambda: _bad_image(tmp_path))
     assert "the header says" in str(error) and peak < 8 << 20
 
 
@@ -107,12 +108,7 @@ def test_a_sparse_gigabyte_beside_the_images_is_never_read(tmp_path):
     _npy(folder / "001.npy", IMAGE)
     _sparse_npy(folder / "002.npy")
     _sparse_npy(folder / "999.npy")
-    tracemalloc.start()
-    try:
-        arrays = check_images(tmp_path, "out/b0000", ["000.npy", "001.npy"], 2)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    arrays, peak = _peak_bytes(lambda: check_images(tmp_path, "out/b0000", ["000.npy", "001.npy"], 2))
     assert [a.shape for a in arrays] == [(4, 5, 3)] * 2 and np.array_equal(arrays[0], IMAGE)
     assert peak < 8 << 20
 

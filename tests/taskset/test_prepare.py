@@ -298,19 +298,16 @@ def test_a_reference_baseline_per_task_key_is_written_once_and_then_kept(tmp_pat
     from grader.taskset import reference
     from grader.taskset.manifest import TaskSet
 
-    src = tmp_path / "src"
-    for name in ("SD1.5_DDIM_50_a_1.2x.py", "SD1.5_DDIM_50_b_1.5x.py", "SD1.5_DDIM_50_c_2.0x.py"):
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_text("def load_pipeline():\n    return None\n")
+    src = make_source(tmp_path / "src", ["SD1.5_DDIM_50_a_1.2x.py", "SD1.5_DDIM_50_b_1.5x.py", "SD1.5_DDIM_50_c_2.0x.py"])
     out = tmp_path / "tasks"
-    result = lib.prepare(lib.PrepareConfig(source_dir=src, out_dir=out))
+    result = lib.prepare(cfg(src, out))
     ref = out / "reference_code" / "SD1.5_DDIM_50.py"
     assert result.references == {"SD1.5_DDIM_50": "written"}
     text = ref.read_text()
     assert 'SAMPLER = "DDIM"' in text and "STEPS = 50" in text and "DiffusionPipeline.from_pretrained" in text
     compile(text, str(ref), "exec")
     ref.write_text(text + "\n# owner's edit\n")
-    again = lib.prepare(lib.PrepareConfig(source_dir=src, out_dir=out))
+    again = lib.prepare(cfg(src, out))
     assert again.references == {"SD1.5_DDIM_50": "kept"} and ref.read_text().endswith("# owner's edit\n")
     task = TaskSet.from_dir(out).tasks[0]
     code = reference.for_task(out, task)
@@ -320,14 +317,12 @@ def test_a_reference_baseline_per_task_key_is_written_once_and_then_kept(tmp_pat
 
 
 def test_an_owner_reference_template_is_used(tmp_path):
-    src = tmp_path / "src"
-    for name in ("SD1.5_Euler_30_a_1.2x.py", "SD1.5_Euler_30_b_1.5x.py", "SD1.5_Euler_30_c_2.0x.py"):
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_text("def load_pipeline():\n    return None\n")
+    src = make_source(tmp_path / "src", ["SD1.5_Euler_30_a_1.2x.py", "SD1.5_Euler_30_b_1.5x.py",
+                                          "SD1.5_Euler_30_c_2.0x.py"])
     template = tmp_path / "ref.tmpl"
     template.write_text("# plain $model with $sampler for $steps steps ($task_key)\n")
     out = tmp_path / "tasks"
-    lib.prepare(lib.PrepareConfig(source_dir=src, out_dir=out, reference_template=template))
+    lib.prepare(cfg(src, out, reference_template=template))
     assert (out / "reference_code" / "SD1.5_Euler_30.py").read_text() == "# plain SD1.5 with Euler for 30 steps (SD1.5_Euler_30)\n"
 
 
