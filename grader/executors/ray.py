@@ -9,7 +9,8 @@ task that runs the same function on whichever node Ray picks (see docs/ray.md).
 What travels (nothing relies on a shared filesystem for inputs or results):
 
 - to the node: the task entry, the config, the run's schedule (same run seed and
-  prompt pool), the bytes of the task's submission files and GT file (a few kB), and the
+  prompt pool), the bytes of the task's submission files, its trusted code (GT and reference
+  baseline, as read before anything ran; a few kB), and the
   grading function (by reference: every node has the grader installed). Model folders are
   *not* shipped: ``--model-dir`` (and ``--clip-model``) must exist at the same path on
   every node.
@@ -43,7 +44,7 @@ from typing import Callable
 from grader.errors import GraderError
 from grader.executors.context import GradeTask, TaskContext
 from grader.scores.result import TaskResult
-from grader.taskset import submission
+from grader.taskset import reference, submission
 from grader.taskset.prompts import Schedule
 
 RAY_RETRIES = 1
@@ -112,7 +113,9 @@ class RayGrader:
                  for role, path in submission.task_files(cfg.submission, task).items()}
         schedule = (tuple(ctx.schedule.pool), ctx.schedule.run_seed, ctx.schedule.batch_size, ctx.schedule.max_images,
                     ctx.schedule.predictable)
-        ref = self.remote.remote(task, cfg, schedule, files, self.attempts, self.grade_task)
+        # the trusted code as read before anything ran, not re-read on the node (plain data)
+        code = ctx.code.get(task.prompt_id) or reference.task_code(cfg.tasks, task)
+        ref = self.remote.remote(task, cfg, schedule, files, code, self.attempts, self.grade_task)
         try:
             reply = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
@@ -197,7 +200,7 @@ def _node_gpus(node: str, gpu: str | None) -> tuple[str, ...]:
     return slots
 
 
-def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes]], attempts,
+def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes]], code, attempts,
                    grade_task: GradeTask) -> dict:
     """The body of a Ray task: grade one task in a node-local scratch run folder."""
     import ray
@@ -219,7 +222,7 @@ def _grade_on_node(task, cfg, schedule: tuple, files: dict[str, tuple[str, bytes
             local_cfg = dataclasses.replace(cfg, submission=Path(paths["submission"]), tasks=scratch / "tasks",
                                             out=Path(paths["run"]), executor="local", ray_address=None,
                                             gpus=_node_gpus(node, gpu))
-            ctx = TaskContext(local_cfg, Schedule(*schedule), Path(paths["run"]))
+            ctx = TaskContext(local_cfg, Schedule(*schedule), Path(paths["run"]), code={task.prompt_id: code})
             result = grade_task(local_task, ctx, gpu=gpu)
         except Exception as exc:  # noqa: BLE001 - e.g. the model folder is not on this node
             result = TaskResult.crashed(task, exc)

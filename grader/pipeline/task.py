@@ -126,7 +126,8 @@ def score_task(result: TaskResult, runs: dict[str, VariantRun], ctx: TaskContext
     result.quality_inputs = {"labels": labels, "prompts": [p for b in batches for p in b.prompts],
                              "seeds": [s for b in batches for s in b.seeds or ()],
                              "batches": runs["experiment"].comparisons,
-                             "digests": {v: {label: runs[v].digests.get(label, []) for label in labels}
+                             # per variant, the kept images' digests in label order, as the gate loads them
+                             "digests": {v: [d for label in labels for d in runs[v].digests.get(label, [])]
                                          for v in IMAGE_VARIANTS}}
     return apply_quality(result, ctx.run_dir / "tasks" / result.prompt_id, cfg.quality)
 

@@ -96,11 +96,15 @@ def test_ray_grades_like_the_local_executor(tmp_path, local_ray):
         task = by_id[pid]
         assert task["ray"]["attempts"] == 1 and "ray_retried" not in task["flags"]
         assert task["gpu"] in ("0", "1")  # ray.get_gpu_ids() of the Ray task
-        assert task["quality_inputs"] == local_by_id[pid]["quality_inputs"]  # same run seed, same prompts
-        for variant in ("baseline", "experiment", "gt"):
-            images = sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray" / "tasks" / pid / variant / "images").rglob("*.npy"))
-            local_images = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local" / "tasks" / pid / variant / "images").rglob("*.npy"))
-            assert images and images == local_images
+        # Same run seed, same schedule: every timed batch compares alike. Which batches are kept is
+        # drawn from a secret source after they were answered, so it may differ between the runs.
+        inputs, local_inputs = task["quality_inputs"], local_by_id[pid]["quality_inputs"]
+        assert inputs["batches"] == local_inputs["batches"] and inputs["batches"]
+        for variant in ("reference", "experiment", "gt"):
+            folder = tmp_path / "ray" / "tasks" / pid / variant / "images"
+            assert sorted(p.name for p in folder.iterdir()) == inputs["labels"]
+            assert all(sorted(p.name for p in (folder / label).glob("*.npy")) == ["000.npy", "001.npy"]
+                       for label in inputs["labels"])
         # No path of the node's scratch folder leaks into a result.
         assert "sd-grader-" not in (tmp_path / "ray" / "tasks" / pid / "result.json").read_text()
     assert (tmp_path / "ray" / "report.json").is_file()
@@ -138,13 +142,21 @@ def test_ray_grades_the_example_submission_like_the_local_executor(tmp_path, loc
     local_by_id = {t["prompt_id"]: t for t in local["tasks"]}
     for task in remote["tasks"]:
         mine = local_by_id[task["prompt_id"]]
-        assert task["quality"] == mine["quality"], task["prompt_id"]
         if task["status"] in ("ok", "quality_failed"):
             assert task["ray"]["attempts"] == 1
-            for variant in ("baseline", "experiment", "gt"):
-                ray_images = sorted((tmp_path / "ray" / "tasks" / task["prompt_id"] / variant / "images").rglob("*.npy"))
-                local_images = sorted((tmp_path / "local" / "tasks" / task["prompt_id"] / variant / "images").rglob("*.npy"))
-                assert ray_images and [p.read_bytes() for p in ray_images] == [p.read_bytes() for p in local_images]
+            # every timed batch compares alike; the kept ones (drawn in secret after answering)
+            # are compared where both runs kept the same batch
+            inputs, local_inputs = task["quality_inputs"], mine["quality_inputs"]
+            assert inputs["batches"] == local_inputs["batches"], task["prompt_id"]
+            if inputs["labels"] == local_inputs["labels"]:
+                assert task["quality"] == mine["quality"], task["prompt_id"]
+            for label in set(inputs["labels"]) & set(local_inputs["labels"]):
+                for variant in ("reference", "experiment", "gt"):
+                    ray_images = sorted((tmp_path / "ray" / "tasks" / task["prompt_id"] / variant / "images" / label).glob("*.npy"))
+                    local_images = sorted((tmp_path / "local" / "tasks" / task["prompt_id"] / variant / "images" / label).glob("*.npy"))
+                    assert ray_images and [p.read_bytes() for p in ray_images] == [p.read_bytes() for p in local_images]
+        else:
+            assert task["quality"] == mine["quality"], task["prompt_id"]
     assert remote["summary"]["by_status"] == local["summary"]["by_status"]
 
 

@@ -102,7 +102,7 @@ def test_the_prompt_probe_catches_an_image_touched_up_for_a_new_prompt():
 
 def test_stored_images_must_be_the_ones_answered():
     arrays = [np.zeros((2, 2, 3), dtype=np.uint8), np.ones((2, 2, 3), dtype=np.uint8)]
-    digests = {"reference": {"b0001": [hashlib.sha1(a.tobytes()).hexdigest() for a in arrays]}}
+    digests = {"reference": [hashlib.sha1(a.tobytes()).hexdigest() for a in arrays]}
     assert altered_images({"reference": arrays}, ["b0001"], digests) is None
     poisoned = [arrays[0], arrays[0]]
     assert "reference's stored images" in altered_images({"reference": poisoned}, ["b0001"], digests)
