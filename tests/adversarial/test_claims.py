@@ -72,7 +72,7 @@ def test_sandbagged_baseline_leaves_the_headline_alone(graded, name):
     `baseline_vs_reference` measures the factor; `relative_to_gt` is unaffected too."""
     _, results = graded
     control, sandbagged = results["control"], results[name]
-    assert 0.85 < sandbagged["speedup"] / control["speedup"] < 1.18, (sandbagged["speedup"], control["speedup"])
+    assert 0.9 < sandbagged["speedup"] / control["speedup"] < 1.11, (sandbagged["speedup"], control["speedup"])
     assert 0.85 < sandbagged["relative_to_gt"] / control["relative_to_gt"] < 1.18
     f = FACTORS[name]
     inflated = sandbagged["agent_baseline_speedup"] / control["agent_baseline_speedup"]

@@ -19,8 +19,6 @@ from pathlib import Path
 import pytest
 from adv_support import SANDBOXES, Case, applies, assert_caught, assert_static_in_report, describe, grade_cases
 
-from grader.config import IntegrityConfig
-
 pytestmark = pytest.mark.slow
 
 CPU = {"baseline": "honest_cpu_reference", "reference": "honest_cpu_reference", "gt": "honest_cpu_gt"}
@@ -60,15 +58,14 @@ def test_trusted_variants_are_not_slowed(graded, name):
     """The reference's and the GT's per-image times are the control task's within noise, and so
     is the headline of a task not `tampered`: whatever the experiment did, it did while they
     were frozen or idle. (Two hashing threads on two cores during their batches would make them
-    1.5-2x slower. The bound is one-sided, on slowing only, and leaves room for a machine shared
-    with other work, as the 2-core test machine is: tasks graded minutes apart drift by 20-30%
-    there. What proves the freeze is test_frozen_variants_use_no_cpu: no CPU while frozen.)"""
+    1.5-2x slower; the bounds leave room for a machine shared with other work, as the 2-core
+    test machine is.)"""
     _, results = graded
     result, control = applies(graded, name), results["control"]
     for variant, ratio in _slowdowns(result, control).items():
-        assert ratio < 1.4, f"{variant}: {ratio:.2f}x the control's per-image time\n{describe(result)}"
+        assert 0.8 < ratio < 1.25, f"{variant}: {ratio:.2f}x the control's per-image time\n{describe(result)}"
     if result["status"] != "tampered":   # the trick must then have gained nothing
-        assert result["speedup"] / control["speedup"] < 1.3, describe(result)
+        assert 0.85 < result["speedup"] / control["speedup"] < 1.18, describe(result)
 
 
 def test_reniced_siblings_are_flagged_or_unharmed(graded):
@@ -95,8 +92,7 @@ def test_frozen_variants_use_no_cpu(graded, name):
 
 def test_spinning_threads_show_in_the_idle_window(graded):
     result = applies(graded, "spin_threads")
-    # above the threshold that raises background_work (two spinners give ~2 CPU-s/s on a quiet machine)
-    assert result["variants"]["experiment"]["probes"]["idle_cpu_fraction"] > IntegrityConfig().idle_cpu, describe(result)
+    assert result["variants"]["experiment"]["probes"]["idle_cpu_fraction"] > 1.0, describe(result)
 
 
 @pytest.mark.parametrize("name", ["stop_siblings", "renice_siblings"])
