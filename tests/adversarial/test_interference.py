@@ -53,19 +53,29 @@ def _slowdowns(result: dict, control: dict) -> dict[str, float]:
             for v in TRUSTED}
 
 
+# How much slower than the control task's a trusted variant may be timed. The control task ran
+# minutes earlier on a machine that is shared (CI: 2 cores, a Docker engine, the test process),
+# and there a CPU-bound variant's median per-image time was measured up to 1.49x the control's
+# with nothing working against it (within one task, the GT's repeat probe up to 1.58x its
+# batches). Undefended, the tricks here would cost far more: the spinning threads about 4.5x
+# (spin_threads.py), a SIGSTOP until the batch timeout. The proof that the experiment did
+# nothing during the others' batches is test_frozen_variants_use_no_cpu; this bound shows that
+# nothing else it did reached their times either.
+SLOWDOWN_BOUND = 2.0
+
+
 @pytest.mark.parametrize("name", ["spin_threads", "stop_siblings"])
 def test_trusted_variants_are_not_slowed(graded, name):
-    """The reference's and the GT's per-image times are the control task's within noise, and so
-    is the headline of a task not `tampered`: whatever the experiment did, it did while they
-    were frozen or idle. (Two hashing threads on two cores during their batches would make them
-    1.5-2x slower; the bounds leave room for a machine shared with other work, as the 2-core
-    test machine is.)"""
+    """The reference's and the GT's per-image times are not inflated beyond the machine's noise,
+    nor is the headline of a task not `tampered`: whatever the experiment did, it did while they
+    were frozen or idle. (The headline is t_reference / t_experiment, with a CPU-bound reference
+    and a waiting experiment, so the machine's noise reaches it one for one.)"""
     _, results = graded
     result, control = applies(graded, name), results["control"]
     for variant, ratio in _slowdowns(result, control).items():
-        assert 0.8 < ratio < 1.25, f"{variant}: {ratio:.2f}x the control's per-image time\n{describe(result)}"
+        assert ratio < SLOWDOWN_BOUND, f"{variant}: {ratio:.2f}x the control's per-image time\n{describe(result)}"
     if result["status"] != "tampered":   # the trick must then have gained nothing
-        assert 0.85 < result["speedup"] / control["speedup"] < 1.18, describe(result)
+        assert result["speedup"] / control["speedup"] < SLOWDOWN_BOUND, describe(result)
 
 
 def test_reniced_siblings_are_flagged_or_unharmed(graded):
@@ -77,7 +87,7 @@ def test_reniced_siblings_are_flagged_or_unharmed(graded):
     if result["status"] == "tampered" and "interference" in result["flags"]:
         return
     for variant, ratio in _slowdowns(result, control).items():
-        assert 0.8 < ratio < 1.25, f"{variant}: {ratio:.2f}x the control's per-image time\n{describe(result)}"
+        assert ratio < SLOWDOWN_BOUND, f"{variant}: {ratio:.2f}x the control's per-image time\n{describe(result)}"
 
 
 @pytest.mark.parametrize("name", ["spin_threads", "stop_siblings", "renice_siblings"])

@@ -1,7 +1,8 @@
 """Trick: burn CPU whenever the worker is not inside its own inference call, so the other
 variants (the reference, the GT) are slowed while they are timed and the experiment looks
-faster: one background thread per core hashing (SHA-256 releases the GIL, so they run in
-parallel), paused only during its own batches. Otherwise honest_fast.py.
+faster: four background threads per core hashing (SHA-256 releases the GIL, so they run in
+parallel), paused only during its own batches. Undefended, a one-thread trusted variant would
+get two ninths of a core on the 2-core test machine: about 4.5x its time. Otherwise honest_fast.py.
 Defence: only the variant being driven runs; every other one is frozen (SIGSTOP of its process
 group and token carriers locally, docker pause), so the threads can spin only during the
 experiment's own turns; CPU used while frozen would be `interference`; once everyone is thawed
@@ -15,6 +16,7 @@ import zlib
 import numpy as np
 
 PER_IMAGE = 0.025
+SPINNERS_PER_CPU = 4
 BLOCK = b"\xa5" * (1 << 20)
 INSIDE = threading.Event()   # set while inference runs
 STATE = {"threads": []}
@@ -45,7 +47,7 @@ def inference(pipe, prompts, generator=None, num_inference_steps=None):
     finally:
         INSIDE.clear()
         if not STATE["threads"]:   # from the first answer on
-            for _ in range(os.cpu_count() or 2):
+            for _ in range(SPINNERS_PER_CPU * (os.cpu_count() or 2)):
                 t = threading.Thread(target=spin, daemon=True)
                 t.start()
                 STATE["threads"].append(t)
