@@ -83,8 +83,10 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
     every interval is tight enough, or when any of them reaches its budget or max_batches.
     (Stopping one early would leave it timed over a shorter, earlier stretch of the
     machine's drift than the others, and fewer batches to pair.) A variant with a cap
-    (``spec.max_batches``, the agent's baseline) takes part in the first rounds only and
-    is stopped as soon as it is done. A failure stops the others when ``stop_on_failure``.
+    (``spec.max_batches``, the agent's baseline) takes part in the first rounds only, then
+    stays frozen until everyone stops together (stopping it on its own would hold the device
+    while it exits: 2 s between two batches on the H200). A failure stops the others when
+    ``stop_on_failure``.
     The ``load_reference`` variant (the GT) should come first: its load time caps the
     others' at ``load_cap_factor`` times as much, so precomputing at load is bounded.
     Variants with ``loads_alongside`` (the trusted reference and the agent's baseline, whose
@@ -150,9 +152,6 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
                     keeper.answered(worker.spec.name, *worker.last)
                 if stop_on_failure and not worker.alive and worker.run.status != "ok":
                     return end_all()
-                if worker.spec.max_batches is not None and not worker.can_continue() and worker.alive:
-                    worker.request_stop()
-                    worker.finish()
             round_ += 1
         keeper.drop_incomplete()
         if sampler is not None:
