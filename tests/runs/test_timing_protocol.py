@@ -177,3 +177,36 @@ def test_timer_cross_check_needs_most_batches_short_but_one_impossible_batch_is_
     # The worker's interval lies inside the supervisor's: claiming more is wrong on one batch.
     longer = honest[:5] + [BatchTime(5, 2, 1.00, 1.30)]
     assert "batch 5: supervisor 1.0000s, worker says 1.3000s" == timer_disagreement(longer, 0.25)
+
+
+def test_a_capped_variant_waits_frozen_and_stops_with_the_others(tmp_path, monkeypatch):
+    """The agent's baseline (a batch cap) takes part in the first rounds, then stays frozen until
+    everyone stops together: stopping it alone would hold the device while it exits."""
+    from grader.runs.supervisor import VariantWorker
+
+    finished: dict[str, float] = {}
+    real_finish = VariantWorker.finish
+
+    def finish(self):
+        finished.setdefault(self.spec.name, time.time())
+        return real_finish(self)
+
+    monkeypatch.setattr(VariantWorker, "finish", finish)
+    timing = small_timing(min_batches=5, max_batches=5, warmup_batches=0)
+    caps = {"baseline": dict(max_batches=2, probes=False, keeps_images=False)}
+    specs = [VariantSpec(name=n, module_path=write(tmp_path / "src" / f"{n}.py", sleepy(0.01)), model_dir=tmp_path,
+                         steps=10, device="cpu", sandbox="local", **caps.get(n, {}))
+             for n in ("gt", "baseline", "experiment")]
+    schedule = Schedule(POOL, run_seed=1234, batch_size=timing.batch_size, max_images=timing.max_images)
+    runs = run_variants(specs, schedule, timing, tmp_path / "runs")
+    baseline = runs["baseline"]
+    assert all(r.status == "ok" for r in runs.values()), {n: r.message for n, r in runs.items()}
+    assert len(baseline.batches) == 2 and len(runs["gt"].batches) == len(runs["experiment"].batches) == 5
+    assert "unclean_exit" not in baseline.flags and "teardown" in baseline.phases
+    done = baseline.batches[-1].started_at + baseline.batches[-1].seconds
+    later = [b.seconds for n, r in runs.items() if n != "baseline" for b in r.batches if b.started_at > done]
+    assert later, "the others went on after the baseline's last batch"
+    others_last = max(r.batches[-1].started_at + r.batches[-1].seconds for n, r in runs.items() if n != "baseline")
+    assert finished["baseline"] > others_last, "the baseline was stopped before the others were done"
+    assert baseline.probes["frozen_seconds"] >= sum(later), (baseline.probes, sum(later))   # frozen all that while
+    assert baseline.probes["frozen_cpu_max"] <= 0.05, baseline.probes
