@@ -30,8 +30,7 @@ from markupsafe import Markup, escape
 
 from grader.errors import GraderError
 from grader.evidence.flags import flag_evidence
-from grader.reports.figures import (DEFAULT_COLOR, MAX_ROWS, STATUS_COLORS, THUMB, image_rows, speedup_chart,
-                                    timing_chart)
+from grader.reports import figures
 from grader.runs.variant import VARIANTS
 
 TEMPLATE = "report.html.j2"
@@ -97,11 +96,12 @@ def _summary(s: dict) -> dict:
 
 def _facts(task: dict) -> list[tuple[str, str]]:
     ci = task.get("speedup_ci")
-    facts = [("difficulty", task.get("difficulty")), ("mode", task.get("mode")),
-             ("speedup", _num(task.get("speedup"), ".3f", "x") + (f" (95% CI {ci[0]:.3f} to {ci[1]:.3f})" if ci else "")),
+    speedup = _num(task.get("speedup"), ".3f", "x") + (f" (95% CI {ci[0]:.3f} to {ci[1]:.3f})" if ci else "")
+    facts = [("difficulty", task.get("difficulty")), ("mode", task.get("mode")), ("speedup", speedup),
              ("over the agent's baseline", _num(task.get("agent_baseline_speedup"), ".3f", "x")),
              ("reference", (task.get("reference") or {}).get("origin")),
-             ("GT speedup", _num(task.get("gt_speedup"), ".3f", "x")), ("relative to GT", _num(task.get("relative_to_gt"))),
+             ("GT speedup", _num(task.get("gt_speedup"), ".3f", "x")),
+             ("relative to GT", _num(task.get("relative_to_gt"))),
              ("manifest speedup", _num(task.get("manifest_speedup"), ".2f", "x")),
              ("self-reported speedup", _num(task.get("self_reported_speedup"), ".2f", "x")),
              ("self-report discrepancy", _num(task.get("self_report_discrepancy"), ".0%"))]
@@ -114,11 +114,11 @@ def _facts(task: dict) -> list[tuple[str, str]]:
     q = task.get("quality")
     if q:
         gate = "passed" if q.get("passed") else "failed: " + ", ".join(q.get("failures") or [])
-        facts.append(("quality", f"gate {gate}; "
-                                 f"SSIM exp/ref {_num(q.get('ssim_experiment_vs_reference'))} (GT {_num(q.get('ssim_gt_vs_reference'))}); "
+        clip = "/".join(_num(q.get(k), ".2f") for k in ("clip_reference", "clip_experiment", "clip_gt"))
+        facts.append(("quality", f"gate {gate}; SSIM exp/ref {_num(q.get('ssim_experiment_vs_reference'))} "
+                                 f"(GT {_num(q.get('ssim_gt_vs_reference'))}); "
                                  f"PSNR exp/ref {_num(q.get('psnr_experiment_vs_reference'), '.1f')} dB "
-                                 f"(GT {_num(q.get('psnr_gt_vs_reference'), '.1f')} dB); CLIP ref/exp/GT "
-                                 f"{_num(q.get('clip_reference'), '.2f')}/{_num(q.get('clip_experiment'), '.2f')}/{_num(q.get('clip_gt'), '.2f')}"))
+                                 f"(GT {_num(q.get('psnr_gt_vs_reference'), '.1f')} dB); CLIP ref/exp/GT {clip}"))
     return facts
 
 
@@ -136,8 +136,8 @@ def _task(task: dict, run_dir: Path, max_rows: int, thumb: int) -> dict:
     return {"prompt_id": task["prompt_id"], "task_key": task.get("task_key"), "status": task["status"],
             "message": task.get("message") or "", "facts": _facts(task),
             "flags": [(f, flag_evidence(task, f)) for f in task.get("flags") or []],
-            "failed_variants": _failed_variants(task), "timing_chart": timing_chart(task),
-            "images": {"rows": image_rows(task, run_dir, max_rows, thumb),
+            "failed_variants": _failed_variants(task), "timing_chart": figures.timing_chart(task),
+            "images": {"rows": figures.image_rows(task, run_dir, max_rows, thumb),
                        "n_total": len((task.get("quality_inputs") or {}).get("prompts") or [])}}
 
 
@@ -155,21 +155,22 @@ def _table_data(tasks: list[dict]) -> list[dict]:
 def _banners(p: dict) -> dict:
     rescored = p.get("rescored")
     if rescored:
-        rescored = {"at": rescored.get("at"), "changed": "; ".join(rescored.get("changed") or []) or "no status changed",
+        rescored = {"at": rescored.get("at"),
+                    "changed": "; ".join(rescored.get("changed") or []) or "no status changed",
                     "previous": ", ".join(f"{k}={v}" for k, v in (rescored.get("previous_thresholds") or {}).items())}
     reused = {"attempts": p.get("attempts"), "n": len(p["reused_tasks"])} if p.get("reused_tasks") else None
     return {"incomplete": p.get("complete") is False, "rescored": rescored, "reused": reused}
 
 
-def context(doc: dict, run_dir: Path, *, max_rows: int = MAX_ROWS, thumb: int = THUMB) -> dict:
+def context(doc: dict, run_dir: Path, *, max_rows: int = figures.MAX_ROWS, thumb: int = figures.THUMB) -> dict:
     """Everything the template shows, as plain values (nothing here is trusted as markup)."""
     p = doc["provenance"]
     return {
-        "run_id": doc["run_id"], "colors": STATUS_COLORS, "default_color": DEFAULT_COLOR,
+        "run_id": doc["run_id"], "colors": figures.STATUS_COLORS, "default_color": figures.DEFAULT_COLOR,
         "run": {"grader_version": p["grader_version"], "git_commit": p.get("git_commit") or "unknown",
                 "sandbox": p["sandbox"], "isolated": p["isolated"], "device": (p.get("machine") or {}).get("device"),
                 "gpu": p.get("gpu") or "none", "started_at": p["started_at"], "finished_at": p["finished_at"]},
-        "banners": _banners(p), "summary": _summary(doc["summary"]), "chart": speedup_chart(doc["tasks"]),
+        "banners": _banners(p), "summary": _summary(doc["summary"]), "chart": figures.speedup_chart(doc["tasks"]),
         "table_data": _table_data(doc["tasks"]),
         "tasks": [_task(t, Path(run_dir), max_rows, thumb) for t in doc["tasks"]],
         "thresholds": [(k, "none" if v is None else v) for k, v in doc["thresholds"].items()],
@@ -177,7 +178,7 @@ def context(doc: dict, run_dir: Path, *, max_rows: int = MAX_ROWS, thumb: int = 
     }
 
 
-def render(doc: dict, run_dir: Path, *, max_rows: int = MAX_ROWS, thumb: int = THUMB) -> str:
+def render(doc: dict, run_dir: Path, *, max_rows: int = figures.MAX_ROWS, thumb: int = figures.THUMB) -> str:
     try:
         template = _environment().get_template(TEMPLATE)
     except jinja2.TemplateNotFound as exc:
@@ -191,7 +192,8 @@ def _esc(value: object) -> str:
 
 def error_page(doc: dict, trace: str) -> str:
     """The page written when :func:`render` failed: no template, so a broken install still gets it."""
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>report.html failed</title></head><body>"
+    return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            "<title>report.html failed</title></head><body>"
             f"<h1>report.html could not be rendered for run {_esc(doc.get('run_id'))}</h1>"
             "<p>report.json and report.md hold the results; re-render with <code>grader report RUN_DIR</code>.</p>"
             f"<pre>{_esc(trace)}</pre></body></html>")

@@ -191,3 +191,34 @@ def test_control_the_report_without_autoescape_runs_payloads_from_every_field(ho
     dom, _ = dump_dom(page.as_uri(), tmp_path / "profile")
     fields = {marker.split("-")[0] for marker in ran(dom)}
     assert fields == set(FIELDS), set(FIELDS) - fields
+
+
+def test_the_error_page_escapes_the_run_id_and_the_trace():
+    page = html_report.error_page({"run_id": payload("run_id")}, "Traceback\n" + payload("stderr"))
+    parser = _Tags()
+    parser.feed(page)
+    assert [t for t, _ in parser.tags] == ["html", "head", "meta", "title", "body", "h1", "p", "code", "pre"]
+    assert "run_id: &lt;script&gt;" in page and "stderr: &lt;script&gt;" in page and "\x01" not in page
+
+
+def test_assets_that_would_end_their_element_early_are_refused(monkeypatch):
+    from grader.errors import GraderError
+
+    monkeypatch.setattr(html_report.resources, "files", lambda _: _FakeFolder("a{b:c} </STYLE><script>x()</script>"))
+    html_report._assets.cache_clear()
+    try:
+        with pytest.raises(GraderError, match="report.css contains .*would end its element early"):
+            html_report._assets()
+    finally:
+        html_report._assets.cache_clear()
+
+
+class _FakeFolder:
+    def __init__(self, text: str):
+        self.text = text
+
+    def __truediv__(self, _name):
+        return self
+
+    def read_text(self, encoding="utf-8"):
+        return self.text
