@@ -11,7 +11,8 @@ its filesystem is what the kernel shows; see docs/isolation.md).
 
 The ptrace probe runs through ``python -m sandbox.confine --``, as script mode does (the worker
 installs the same filter in-process): the filter, not the sandbox, is what denies it, so it
-holds under every provider. Nothing here sends network traffic: interfaces are listed.
+holds under every provider; so do the two checks that script mode (its script) and the worker
+(its hello's ``seccomp``) have it there. Nothing here sends network traffic: interfaces are listed.
 """
 
 from __future__ import annotations
@@ -235,3 +236,55 @@ def test_escape_mountinfo_and_paths_do_not_name_host_folders(box, name, tmp_path
     host = [str(p.resolve()) for p in (box.root / "work", box.root / "code", box.root / "model", tmp_path)]
     named = [h for h in host if h in seen["mountinfo"] or h in seen["cwd"] or any(h in g for g in seen["given"].values())]
     assert named == [], seen["mountinfo"]
+
+
+SCRIPT_PTRACE = textwrap.dedent("""
+    import ctypes, errno, json, os, platform, time
+    libc = ctypes.CDLL(None, use_errno=True)
+    child = os.fork()
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    nr = {"x86_64": 101, "aarch64": 117}[platform.machine()]
+    denied = libc.syscall(ctypes.c_long(nr), ctypes.c_long(16), ctypes.c_long(child), 0, 0) < 0 \\
+        and ctypes.get_errno() == errno.EPERM
+    os.kill(child, 9)
+    json.dump(METRICS_DENIED if denied else METRICS_ALLOWED, open(os.environ["GRADER_METRICS_PATH"], "w"))
+""")
+
+
+@pytest.mark.parametrize("name", providers_for("ptrace"))
+def test_escape_script_mode_runs_its_script_under_the_filter(name, tmp_path):
+    from support import metrics
+
+    from grader.runs.script_mode import run_script
+
+    script = tmp_path / "script.py"
+    script.write_text(f"METRICS_DENIED = {metrics(2.0)}\nMETRICS_ALLOWED = {metrics(9.0)}\n" + SCRIPT_PTRACE)
+    (tmp_path / "models").mkdir()
+    os.chmod(tmp_path / "models", 0o755)
+    result = run_script(script, tmp_path / "models", tmp_path / "run", sandbox=name, device="cpu", timeout=120)
+    assert result.status == "ok", (result.message, result.variant["stderr_tail"])
+    assert result.metrics["speedup"] == 2.0     # PTRACE_ATTACH of its own child was refused
+
+
+@pytest.mark.parametrize("name", providers_for("ptrace"))
+def test_escape_the_worker_reports_its_filter_in_the_hello(box, name):
+    from sandbox.protocol import Channel
+    from sandbox.worker import CONFIG_FILE
+
+    sandbox = box(name)
+    work = box.root / "work"
+    (work / CONFIG_FILE).write_text(json.dumps({"module_path": sandbox.path("code") + "/module.py", "device": "cpu",
+                                                "model_dir": sandbox.path("model")}))
+    channel = Channel.create(work / "proto")
+    os.chmod(work / "proto", 0o777)
+    try:
+        proc = sandbox.start(["{python}", "-m", "sandbox.worker", "--work", sandbox.path("work")])
+        hello = channel.recv(timeout=90)
+        proc.kill()
+        proc.wait(30)
+    finally:
+        channel.close()
+    assert hello is not None and hello["type"] == "hello", hello
+    assert hello["seccomp"]["status"] == "installed", hello
