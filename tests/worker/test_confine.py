@@ -174,3 +174,21 @@ def test_the_worker_says_in_its_hello_that_the_filter_is_installed(tmp_path):
         proc.kill()
         proc.wait(30)
         channel.close()
+
+
+@needs_filter
+def test_a_variant_run_records_the_filter_in_its_probes(tmp_path):
+    from support import sleepy, small_timing, write
+
+    from grader.runs.interleave import run_variant
+    from grader.runs.variant import VariantSpec
+    from grader.taskset.prompts import Schedule
+
+    timing = small_timing(batch_size=2, max_images=2, min_batches=1, max_batches=1, warmup_batches=0)
+    spec = VariantSpec(name="experiment", module_path=write(tmp_path / "src" / "experiment.py", sleepy(0.001)),
+                       model_dir=tmp_path, steps=2, device="cpu", sandbox="local", probes=False)
+    schedule = Schedule(("a", "b", "c", "d"), run_seed=1, batch_size=2, max_images=2)
+    run = run_variant(spec, schedule, timing, tmp_path / "runs" / "experiment")
+    assert run.status == "ok", run.message
+    assert run.probes["seccomp"]["status"] == "installed", run.probes
+    assert run.to_dict()["probes"]["seccomp"] == run.probes["seccomp"]
