@@ -10,6 +10,10 @@ Before a batch is timed the supervisor may ask ``quiet``: wait (untimed) until n
 process's work is left on the GPU, so that work another variant queued before it was
 frozen does not slow this one (:func:`wait_quiet`). The answer is this process's word,
 so it is a way to wait, not evidence; the grader's own NVML telemetry is the check.
+
+Before the module is imported the worker installs its own seccomp filter
+(:mod:`sandbox.confine`: no ptrace, no cross-process memory access, no foreign syscall ABI)
+and says in its hello whether that worked.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 import traceback
 from pathlib import Path
 
+from sandbox import confine
 from sandbox.protocol import Channel, ChannelClosed
 
 CONFIG_FILE = "worker_config.json"
@@ -291,8 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Whatever the module prints goes to stderr; stdout is not part of the protocol.
     os.dup2(2, 1)
+    seccomp = confine.install()  # before anything untrusted: the hello says how it went
+    if seccomp["status"] != "installed":
+        print(f"worker: seccomp filter {seccomp['status']}: {seccomp['detail']}", file=sys.stderr)
     channel = Channel.connect(args.work / "proto")
-    channel.send({"type": "hello", "pid": os.getpid(), "versions": _versions()})
+    channel.send({"type": "hello", "pid": os.getpid(), "versions": _versions(), "seccomp": seccomp})
     worker = Worker(args.work, channel)
     try:
         if not worker.load():

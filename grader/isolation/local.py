@@ -292,6 +292,12 @@ class LocalSandbox(Sandbox):
         "hidden_host_files",      # GT code and results are readable if the user can read them
         "pids_limit",             # RLIMIT_NPROC counts all the user's processes, so it is not set
         "container_kill",         # there is no daemon-side container to kill
+        "no_capabilities",        # keeps the grader's capability sets (all of them as root)
+        "no_new_privs",           # not set: setuid binaries work as on the host
+        "engine_socket",          # sees the host's /run, so its container engine's socket
+        "writable_outside_work",  # writes wherever the grader's user can
+        "private_tmp",            # shares the host's /tmp and /dev/shm
+        "mountinfo_host_paths",   # its mounts are the host folders themselves, and it is told their paths
     )
 
     def __init__(self, spec: SandboxSpec):

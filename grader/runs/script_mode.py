@@ -3,7 +3,9 @@
 The grader cannot time what it does not drive, so the numbers come from the script
 itself: it must write metrics JSON (``schemas/metrics.schema.json``) to the path in
 ``$GRADER_METRICS_PATH``. It runs in the same sandbox with the same timeout as any
-variant, and its metrics are validated like any other boundary JSON; the pipeline marks
+variant, through ``sandbox.confine`` (the worker's own seccomp filter: a kernel that has
+seccomp and refuses it fails the script rather than run it unfiltered), and its metrics are
+validated like any other boundary JSON; the pipeline marks
 the task ``self_reported`` and keeps it out of the measured aggregates. The metrics file is
 read without following a link (a link to a file outside the work folder is refused, not
 read), capped at :data:`MAX_METRICS_BYTES` before reading, and parsed strictly.
@@ -55,7 +57,8 @@ def run_script(script: Path, model_dir: Path, root: Path, *, sandbox: str, devic
            "GRADER_METRICS_PATH": f"{probe.path('work')}/{METRICS_FILE}"}
     probe.close()
     with get(sandbox, dataclasses.replace(spec, env=env)) as box:
-        run = box.exec(["{python}", f"{box.path('code')}/{script.name}"], timeout=timeout)
+        run = box.exec(["{python}", "-m", "sandbox.confine", "--", "{python}", f"{box.path('code')}/{script.name}"],
+                       timeout=timeout)
     variant = {"name": "script", "status": "ok", "message": "", "flags": [], "timing": None,
                "phases": {"total": run.duration}, "stderr_tail": run.stderr_tail(), "retries": run.retries}
     if run.timed_out or run.oom or run.returncode != 0:

@@ -222,6 +222,7 @@ class VariantWorker:
         run = self.run
         hello = self.session.expect({"hello"}, self.timing.load_timeout, "starting the worker")
         run.versions = hello["versions"]
+        run.probes["seccomp"] = hello.get("seccomp", {"status": "not_reported", "detail": "the hello had no seccomp field"})
         t_hello = time.monotonic()
         try:
             ready = self.session.expect({"ready"}, self.load_timeout, "importing the module and loading the pipeline")

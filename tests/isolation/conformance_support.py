@@ -15,6 +15,7 @@ PROVIDERS = ("local", "fake", "bwrap", "docker")
 NOT_RUN = {
     "pids_limit": "a fork bomb is only run where a pids limit contains it",
     "container_kill": "there is no daemon-side container to kill",
+    "writable_outside_work": "it would create (and remove) files in every folder of the host's mount table",
 }
 
 
@@ -25,9 +26,43 @@ def _host_has_other_interfaces() -> bool:
         return True
 
 
+ENGINE_SOCKETS = (
+    "/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock",
+    "/var/run/containerd/containerd.sock", "/run/podman/podman.sock", "/var/run/podman/podman.sock",
+    "/run/user/0/podman/podman.sock", "/run/user/0/docker.sock", "/run/crio/crio.sock",
+)
+
+
+def visible_engine_sockets() -> list[str]:
+    """The engine sockets a process sees (the escape probe runs this very function's source)."""
+    import os
+
+    seen = []
+    for path in ENGINE_SOCKETS:
+        try:
+            os.stat(path)
+        except OSError:
+            continue
+        seen.append(path)
+    for folder in ("/run", "/var/run"):
+        try:
+            seen += [f"{folder}/{n}" for n in os.listdir(folder) if n.endswith(".sock")]
+        except OSError:
+            pass
+    return sorted(set(seen))
+
+
+def _status_field(name: str) -> str:
+    with open("/proc/self/status") as fh:
+        return next((line.split(":", 1)[1].strip() for line in fh if line.startswith(name + ":")), "")
+
+
 SHOWS_HERE = {  # known differences whose showing depends on the machine
     "non_root_uid": lambda: os.geteuid() == 0,
     "network_isolation": _host_has_other_interfaces,
+    "no_capabilities": lambda: any(int(_status_field(k) or "0", 16) for k in ("CapPrm", "CapEff", "CapBnd")),
+    "no_new_privs": lambda: _status_field("NoNewPrivs") != "1",
+    "engine_socket": lambda: bool(visible_engine_sockets()),
 }
 
 

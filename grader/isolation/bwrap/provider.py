@@ -77,6 +77,7 @@ class BwrapSandbox(Sandbox):
     isolated = True
     known_differences: ClassVar[tuple[str, ...]] = (
         "container_kill",  # no daemon-side container: an outside SIGKILL of bwrap reads as killed_externally
+        "mountinfo_host_paths",  # /proc/self/mountinfo shows each bind's source: the host path of its folder
     )
 
     def __init__(self, spec: SandboxSpec):

@@ -58,6 +58,7 @@ class DockerSandbox(Sandbox):
     isolated = True
     known_differences: ClassVar[tuple[str, ...]] = (
         "exit_code_above_128",  # docker reports death by signal n as exit 128+n: exit(137) reads as SIGKILL
+        "mountinfo_host_paths",  # /proc/self/mountinfo shows each bind's source: the host path of its folder
     )
 
     def __init__(self, spec: SandboxSpec, image: str | None = None):
