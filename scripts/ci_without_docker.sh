@@ -56,7 +56,8 @@ fi
 [ -x "$PY" ] || die "no Python at $PY (set PY, or run make setup)"
 if [ ! -f "$MODELS/model_index.json" ] && [ ! -d "$MODELS/SD1.5" ]; then
   log "building the example models in $MODELS"
-  "$PY" examples/build_models.py --out "$MODELS" >/dev/null || die "examples/build_models.py failed"
+  mkdir -p "$OUT"
+  "$PY" examples/build_models.py --out "$MODELS" >"$OUT/models.log" 2>&1 || { tail -n 20 "$OUT/models.log" >&2; die "examples/build_models.py failed"; }
 fi
 mkdir -p "$OUT"
 
