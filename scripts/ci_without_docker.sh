@@ -15,6 +15,7 @@
 # The last step of .ci/run: the daemon stays stopped. Prints a summary; exits 1 on any failure.
 #   --simulate            leave the daemon alone (DOCKER_HOST=unix:///nonexistent...)
 #   --docker-report FILE  the docker grading's report.json from an earlier step (skips step 1)
+#   --only ID,...         grade only these tasks of the example (quick local tries; CI grades all)
 #   env PY                the Python with the grader installed (default .venv/bin/python; CI: make setup)
 #   env OUT               where the two run folders go (default runs/ci-without-docker)
 set -uo pipefail
@@ -24,10 +25,12 @@ die() { log "$*"; exit 1; }
 
 simulate=0
 docker_report=""
+only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --simulate) simulate=1 ;;
     --docker-report) docker_report=${2:?--docker-report needs a file}; shift ;;
+    --only) only=(--only "${2:?--only needs ID,...}"); shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -47,7 +50,7 @@ SEED=${SEED:-20260101}
 EXAMPLE_TIMING=(--batch-size 2 --warmup-batches 1 --min-batches 6 --max-batches 12 --target-ci 0.05 --budget 20)
 grade_example() {  # OUT_DIR SANDBOX -> the grader's stdout and stderr on ours
   "$PY" -m grader.cli grade examples/submission --tasks examples/tasks --model-dir "$MODELS" \
-    --clip-model "$MODELS/clip" --out "$1" --sandbox "$2" "${EXAMPLE_TIMING[@]}" --seed "$SEED" --exit-zero
+    --clip-model "$MODELS/clip" --out "$1" --sandbox "$2" "${EXAMPLE_TIMING[@]}" --seed "$SEED" --exit-zero "${only[@]}"
 }
 
 if [ "$ci" = 1 ] && [ "$simulate" = 0 ] && [ ! -x "$PY" ]; then
