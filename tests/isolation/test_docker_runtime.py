@@ -74,6 +74,7 @@ def test_docker_runtime_runc_grades_a_task_and_the_report_records_runc(tmp_path,
     assert provenance["sandbox"] == "docker" and provenance["isolated"] is True
     assert provenance["sandbox_runtime"] == "runc" and provenance["options"]["docker_runtime"] == "runc"
     assert [t["status"] for t in report["tasks"]] == ["ok"]
+    assert "sandbox `docker` (runtime `runc`)" in (tmp_path / "run" / "report.md").read_text()
 
 
 @pytest.mark.docker
