@@ -18,6 +18,9 @@ def _check(condition: bool, name: str, value: object, expected: str) -> None:
         raise ConfigError(f"option {name}={value!r}: expected {expected}")
 
 
+_RUNTIME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
 def _int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -139,10 +142,17 @@ class GradeConfig:
     executor: str = "local"
     ray_address: str | None = None
     pin_cpus: bool | None = None
+    docker_runtime: str | None = None   # OCI runtime of the docker sandbox (runsc: gVisor); None: the engine's default
 
     def __post_init__(self) -> None:
         _check(self.device in ("cpu", "cuda"), "device", self.device, "'cpu' or 'cuda'")
         _check(self.sandbox in ("local", "bwrap", "docker", "fake"), "sandbox", self.sandbox, "'local', 'bwrap' or 'docker'")
+        runtime = self.docker_runtime
+        _check(runtime is None or (isinstance(runtime, str) and runtime != "" and len(runtime) <= 64
+                                   and set(runtime) <= _RUNTIME_CHARS and runtime[0].isalnum()),
+               "docker_runtime", runtime, "None, or a runtime name (letters, digits, '.', '_', '-')")
+        _check(runtime is None or self.sandbox == "docker", "docker_runtime", runtime,
+               f"None with sandbox={self.sandbox!r} (a runtime is for the docker sandbox only)")
         _check(self.executor in ("local", "ray"), "executor", self.executor, "'local' or 'ray'")
         _check(self.ray_address is None or (self.executor == "ray" and isinstance(self.ray_address, str) and self.ray_address.strip() != ""),
                "ray_address", self.ray_address, "None, or a non-empty address with executor='ray'")

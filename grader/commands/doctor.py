@@ -1,6 +1,7 @@
 """``grader doctor`` (is this machine ready to grade under Docker?) and ``grader cleanup``.
 
-doctor checks, in order: the docker SDK, the daemon, the NVIDIA runtime, the host's GPUs, the
+doctor checks, in order: the docker SDK, the daemon, its OCI runtimes (gVisor's ``runsc`` registered
+or not, and the one the sandbox containers will run with), the NVIDIA runtime, the host's GPUs, the
 sandbox image (present, its digest, built from this grader's ``sandbox/``), a GPU seen from inside
 a container, bwrap (installed, and whether a trivial command runs under it: ``--sandbox auto``'s
 fallback when Docker is not usable; a warning, never a failure), and the model and CLIP folders
@@ -37,6 +38,8 @@ def register(sub) -> None:
     doctor = sub.add_parser("doctor", help="check that this machine can grade in the docker sandbox")
     doctor.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="what grading will use (auto: cuda when nvidia-smi is present)")
+    doctor.add_argument("--docker-runtime", default=None, metavar="NAME",
+                        help="the OCI runtime grading will ask for, e.g. runsc (default: the engine's default)")
     doctor.add_argument("--image", default=None, help="sandbox image (default: GRADER_IMAGE, else sd-grader-sandbox:cpu|gpu)")
     doctor.add_argument("--model-dir", type=Path, default=Path(os.environ.get("GRADER_MODEL_DIR", "examples/models")))
     doctor.add_argument("--clip-model", type=Path, default=None, help="CLIP folder (default: MODEL_DIR/clip)")
@@ -53,7 +56,28 @@ def register(sub) -> None:
 # ---------------------------------------------------------------------------- doctor
 
 
-def _docker_checks(device: str, image: str | None) -> list[Check]:
+def _runtime_checks(info: dict, asked: str | None) -> list[Check]:
+    """Whether gVisor is registered, and which runtime the sandbox containers will run with."""
+    names = sorted((info.get("Runtimes") or {}).keys())
+    default = str(info.get("DefaultRuntime") or "runc")
+    gvisor_fix = "install gVisor and register runsc with dockerd (docs/docker.md, \"gVisor\")"
+    if "runsc" in names:
+        checks = [Check("gVisor (runsc)", OK, "registered: grade with --docker-runtime runsc for a user-space kernel")]
+    else:
+        checks = [Check("gVisor (runsc)", FAIL if asked == "runsc" else SKIP,
+                        "not registered: the sandbox containers share the host's kernel", gvisor_fix)]
+    if asked is not None and asked not in names:
+        checks.append(Check("docker runtime", FAIL, f"{asked!r} is not registered; registered runtimes: "
+                                                    f"{', '.join(names) or 'none'} (default {default})",
+                            gvisor_fix if asked == "runsc" else f"register {asked} in /etc/docker/daemon.json "
+                                                                 "(\"runtimes\") and restart the daemon"))
+    else:
+        which = f"{asked} (--docker-runtime)" if asked else f"{default} (the engine's default)"
+        checks.append(Check("docker runtime", OK, f"containers will run with {which}; registered: {', '.join(names)}"))
+    return checks
+
+
+def _docker_checks(device: str, image: str | None, runtime: str | None = None) -> list[Check]:
     checks: list[Check] = []
     try:
         from grader.isolation import docker as dsb
@@ -74,6 +98,7 @@ def _docker_checks(device: str, image: str | None) -> list[Check]:
     checks.append(Check("daemon", OK, f"Docker {version.get('Version')} (API {version.get('ApiVersion')}), "
                                       f"cgroup v{info.get('CgroupVersion', '?')}, {info.get('NCPU')} CPUs, "
                                       f"{info.get('MemTotal', 0) / 2**30:.1f} GiB"))
+    checks += _runtime_checks(info, runtime)
     runtimes = sorted((info.get("Runtimes") or {}).keys())
     hook = next((h for h in ("nvidia-container-runtime-hook", "nvidia-container-cli", "nvidia-ctk") if shutil.which(h)), None)
     want_gpu = device == "cuda"
@@ -193,10 +218,10 @@ def _folder_check(name: str, folder: Path, markers: tuple[str, ...], fix: str) -
 
 
 def doctor_checks(device: str = "auto", image: str | None = None, model_dir: Path | None = None,
-                  clip_model: Path | None = None) -> list[Check]:
+                  clip_model: Path | None = None, docker_runtime: str | None = None) -> list[Check]:
     if device == "auto":
         device = "cuda" if shutil.which("nvidia-smi") else "cpu"
-    checks = _docker_checks(device, image)
+    checks = _docker_checks(device, image, docker_runtime)
     checks += _bwrap_checks()
     model_dir = model_dir or Path("examples/models")
     checks.append(_folder_check("model folder", model_dir, ("model_index.json",),
@@ -208,7 +233,7 @@ def doctor_checks(device: str = "auto", image: str | None = None, model_dir: Pat
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    checks = doctor_checks(args.device, args.image, args.model_dir, args.clip_model)
+    checks = doctor_checks(args.device, args.image, args.model_dir, args.clip_model, args.docker_runtime)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
     else:

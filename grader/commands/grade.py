@@ -45,6 +45,10 @@ def register(sub) -> None:
     box.add_argument("--sandbox", default="auto", choices=["auto", "local", "bwrap", "docker"],
                      help="auto: docker when the engine and a current image are there, else bwrap when it runs "
                           "here, else local, which does not isolate (default: auto)")
+    box.add_argument("--docker-runtime", default=None, metavar="NAME",
+                     help="OCI runtime of the docker sandbox's containers, e.g. runsc (gVisor; docs/docker.md); "
+                          "implies --sandbox docker, refused (exit 3) when the engine has not registered it "
+                          "(default: the engine's default runtime, usually runc)")
     box.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where pipelines run (default: cpu)")
     box.add_argument("--gpus", default="", metavar="I,...", help="GPU indices; one task per GPU at a time (default: one GPU)")
     box.add_argument("--pin-cpus", dest="pin_cpus", action="store_true", default=None,
@@ -148,6 +152,14 @@ def choose_sandbox(requested: str, device: str = "cpu") -> str:
     return "local"
 
 
+def requested_sandbox(args) -> str:
+    """``--sandbox``, where ``--docker-runtime`` turns ``auto`` into ``docker``: a runtime asked for
+    is never silently dropped by a fallback to a sandbox that has none."""
+    if args.sandbox == "auto" and getattr(args, "docker_runtime", None) is not None:
+        return "docker"
+    return args.sandbox
+
+
 def config_from_args(args) -> GradeConfig:
     timing = TimingConfig(
         batch_size=args.batch_size, warmup_batches=args.warmup_batches, min_batches=args.min_batches,
@@ -159,17 +171,19 @@ def config_from_args(args) -> GradeConfig:
     tuned = with_settings({"timing": timing, "quality": quality, "integrity": IntegrityConfig()}, args.settings)
     return GradeConfig(
         submission=args.submission, tasks=args.tasks, model_dir=args.model_dir, out=args.out,
-        sandbox=choose_sandbox(args.sandbox, args.device), device=args.device,
+        sandbox=choose_sandbox(requested_sandbox(args), args.device), device=args.device,
         gpus=tuple(g for g in args.gpus.split(",") if g), only=frozenset(i for i in args.only.split(",") if i),
         run_id=args.run_id, prompts_file=args.prompts, seed=args.seed, variant_timeout=args.variant_timeout,
         script_timeout=args.variant_timeout, timing=tuned["timing"], quality=tuned["quality"],
         integrity=tuned["integrity"],
         executor=args.executor, ray_address=args.ray_address, pin_cpus=args.pin_cpus,
+        docker_runtime=args.docker_runtime,
     )
 
 
-def check_sandbox(name: str, device: str) -> None:
-    """Fail up front (SandboxUnavailable, exit 3) when the chosen sandbox cannot run anything here."""
+def check_sandbox(name: str, device: str, docker_runtime: str | None = None) -> None:
+    """Fail up front (SandboxUnavailable, exit 3) when the chosen sandbox cannot run anything here,
+    or the engine has not registered the Docker runtime asked for."""
     if name == "bwrap":
         reason = _bwrap_unusable()
         if reason is not None:
@@ -183,6 +197,9 @@ def check_sandbox(name: str, device: str) -> None:
 
     docker_sandbox.client()
     docker_sandbox.usable_image(gpu=device == "cuda")
+    runtime = docker_sandbox.resolve_runtime(docker_runtime)
+    print(f"grader: Docker containers run with runtime {runtime}"
+          + ("" if docker_runtime else " (the engine's default)"))
 
 
 def run_grade(args) -> int:
@@ -192,7 +209,7 @@ def run_grade(args) -> int:
 
     open_run_dir(args.out)   # --out a file or read-only: a ConfigError naming it (exit 2) before anything runs
     cfg = config_from_args(args)
-    check_sandbox(cfg.sandbox, cfg.device)
+    check_sandbox(cfg.sandbox, cfg.device, cfg.docker_runtime)
     doc = grade(cfg)
     print()
     print(table(doc))

@@ -45,6 +45,9 @@ class SandboxSpec:
     limits: Limits = field(default_factory=Limits)
     gpu: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # The OCI runtime of a container provider (``runsc`` for gVisor); None: the engine's default.
+    # A provider that runs no containers refuses a spec that names one.
+    runtime: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,10 +123,13 @@ class Sandbox(abc.ABC):
     name: ClassVar[str]
     isolated: ClassVar[bool]
     known_differences: ClassVar[tuple[str, ...]] = ()
+    takes_runtime: ClassVar[bool] = False
 
     def __init__(self, spec: SandboxSpec):
         if "work" not in spec.mounts or spec.mounts["work"].read_only:
             raise ValueError("SandboxSpec.mounts needs a writable 'work' mount")
+        if spec.runtime is not None and not self.takes_runtime:
+            raise ValueError(f"the {self.name} sandbox runs no containers: it takes no runtime ({spec.runtime!r})")
         self.spec = spec
 
     @abc.abstractmethod

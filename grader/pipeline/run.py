@@ -161,7 +161,7 @@ def _grade_locked(cfg: GradeConfig, run_dir: Path, reporter: Reporter) -> dict:
 
 
 def _env_options(options: dict) -> dict:
-    return {k: options.get(k) for k in ("sandbox", "device", "gpus")}
+    return {k: options.get(k) for k in ("sandbox", "device", "gpus", "docker_runtime")}
 
 
 def _model_index(cfg: GradeConfig, task: TaskEntry) -> Path | None:

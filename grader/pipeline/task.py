@@ -66,7 +66,8 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> Tas
         on_phase("script", "script", "")
         return _script_result(result, run_script(
             files.experiment, model_dir, task_dir / "script", sandbox=cfg.sandbox, device=cfg.device,
-            timeout=cfg.script_timeout, gpu=gpu, labels={"sd-grader.task": task.prompt_id, "sd-grader.variant": "script"}),
+            timeout=cfg.script_timeout, gpu=gpu, labels={"sd-grader.task": task.prompt_id, "sd-grader.variant": "script"},
+            docker_runtime=cfg.docker_runtime),
             task)
 
     code = ctx.code.get(task.prompt_id) or reference.task_code(cfg.tasks, task)   # Ray nodes read it here
@@ -84,7 +85,7 @@ def grade_task(task: TaskEntry, ctx: TaskContext, gpu: str | None = None) -> Tas
     specs = [
         VariantSpec(name=variant, module_path=path, model_dir=model_dir, steps=task.task_key.steps,
                     device=cfg.device, sandbox=cfg.sandbox, gpu=gpu,
-                    timeout=cfg.variant_timeout, cpuset=cpuset, threads=threads,
+                    timeout=cfg.variant_timeout, cpuset=cpuset, threads=threads, docker_runtime=cfg.docker_runtime,
                     labels=(("sd-grader.task", task.prompt_id), ("sd-grader.variant", variant)), **limits.get(variant, {}))
         for variant, path in (("gt", gt_path), ("reference", ref_path), ("baseline", files.baseline),
                               ("experiment", files.experiment))

@@ -40,6 +40,8 @@ def _abs(value: str | None) -> str | None:
 def result_options(options: dict) -> dict:
     """The options that change a task's result (quality tolerances apart)."""
     out = {k: v for k, v in options.items() if k not in NON_RESULT_OPTIONS}
+    if out.get("docker_runtime") is None:
+        out.pop("docker_runtime", None)  # the default: keys stay those of runs recorded before the option
     if out.get("model_dir") is not None:
         out["model_dir"] = _abs(out["model_dir"])
     if out.get("prompts_file") is not None:

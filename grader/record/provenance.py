@@ -1,4 +1,4 @@
-"""Provenance: what machine, libraries, GPU and sandbox image graded a run.
+"""Provenance: what machine, libraries, GPU, sandbox image and container runtime graded a run.
 
 Collected once when a run starts and kept in ``run.json``, so a report rendered later (or
 on another machine) still says where its numbers came from.
@@ -65,5 +65,18 @@ def collect_environment(options: dict) -> dict:
         except Exception as exc:  # noqa: BLE001
             image = {"error": str(exc)[:300]}
     return {"git_commit": git_commit(), "libraries": libraries, "machine": machine, "image": image,
-            "collected_at": time.time()}
+            "sandbox_runtime": sandbox_runtime(options), "collected_at": time.time()}
+
+
+def sandbox_runtime(options: dict) -> str | None:
+    """The OCI runtime the docker sandbox's containers run with (``docker_runtime``, else the engine's
+    default, e.g. ``runc``); None for a sandbox without containers, or an engine that does not answer."""
+    if options.get("sandbox") != "docker":
+        return None
+    try:
+        from grader.isolation import docker as docker_sandbox
+
+        return docker_sandbox.resolve_runtime(options.get("docker_runtime"))
+    except Exception:  # noqa: BLE001 - provenance never stops a run; grading itself refuses an unknown runtime
+        return options.get("docker_runtime")
 

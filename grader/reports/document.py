@@ -73,6 +73,7 @@ def build(options: dict, tasks: list[dict], *, run_seed: int, started: float, fi
             "run_seed": run_seed, "libraries": environment.get("libraries") or {}, "machine": machine,
             "gpu": machine.get("gpu"), "driver": machine.get("driver"),
             "image_digest": image.get("digest"), "image": image or None,
+            "sandbox_runtime": environment.get("sandbox_runtime"),
             "options": options, **(extra or {}),
         },
         "thresholds": thresholds(options),

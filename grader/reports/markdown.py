@@ -12,6 +12,7 @@ def markdown(doc: dict) -> str:
     p = doc["provenance"]
     out = [f"# Grading report: {doc['run_id']}", "",
            f"grader {p['grader_version']} (commit {p['git_commit'] or 'unknown'}), sandbox `{p['sandbox']}`"
+           f"{' (runtime `' + p['sandbox_runtime'] + '`)' if p.get('sandbox_runtime') else ''}"
            f"{'' if p['isolated'] else ' (NOT isolated)'}, device `{p['machine']['device']}`, "
            f"{p['started_at']} to {p['finished_at']}", "", "```", table(doc), "```", "",
            "Per-image times are median seconds per image over timed batches (the supervisor's clock); "

@@ -40,7 +40,8 @@ class ScriptRun:
 
 
 def run_script(script: Path, model_dir: Path, root: Path, *, sandbox: str, device: str, timeout: float,
-               gpu: str | None = None, labels: dict[str, str] | None = None) -> ScriptRun:
+               gpu: str | None = None, labels: dict[str, str] | None = None,
+               docker_runtime: str | None = None) -> ScriptRun:
     """Run ``script`` in a fresh sandbox rooted at ``root`` and read the metrics it wrote."""
     if root.exists():
         shutil.rmtree(root)
@@ -51,7 +52,7 @@ def run_script(script: Path, model_dir: Path, root: Path, *, sandbox: str, devic
     for folder in (root, work, work / "tmp"):
         folder.chmod(0o777)
     spec = SandboxSpec(mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(model_dir)},
-                       limits=Limits(), gpu=gpu, labels=dict(labels or {}))
+                       limits=Limits(), gpu=gpu, labels=dict(labels or {}), runtime=docker_runtime)
     probe = get(sandbox, spec)
     env = {"GRADER_DEVICE": device, "GRADER_MODEL_DIR": probe.path("model"),
            "GRADER_METRICS_PATH": f"{probe.path('work')}/{METRICS_FILE}"}

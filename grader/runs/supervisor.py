@@ -208,6 +208,7 @@ class VariantWorker:
         self.sandbox = get(spec.sandbox, SandboxSpec(
             mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(spec.model_dir)},
             env=env, limits=Limits(cpuset=spec.cpuset), gpu=spec.gpu, labels=dict(spec.labels),
+            runtime=spec.docker_runtime,
         ))
         config = {"module_path": f"{self.sandbox.path('code')}/{spec.module_path.name}", "device": spec.device,
                   "model_dir": self.sandbox.path("model")}

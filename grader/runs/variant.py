@@ -42,6 +42,7 @@ class VariantSpec:
     keeps_images: bool = True           # its timed images are compared and kept for the gate
     warmup_batches: int | None = None   # None: the run's; the agent's baseline needs fewer
     loads_alongside: bool = False       # loads at the same time as the other such variants, uncapped
+    docker_runtime: str | None = None   # the docker sandbox's OCI runtime; None: the engine's default
 
 
 @dataclass

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 
 import pytest
+from conformance_support import split_id
 
 from grader.isolation import Limits, Mount, SandboxSpec, get
 
 
 @pytest.fixture
 def box(tmp_path):
-    """Build sandboxes with the usual mounts: work (rw), code (ro, one file), model (ro)."""
+    """Build sandboxes with the usual mounts: work (rw), code (ro, one file), model (ro); ``name`` is a
+    suite id (``docker-runsc``: the docker provider with runtime runsc)."""
     made = []
     root = tmp_path / "run"
     (root / "work").mkdir(parents=True)
@@ -23,12 +25,13 @@ def box(tmp_path):
         os.chmod(path, 0o755)
 
     def make(name: str, limits: Limits = Limits(), env: dict | None = None):
+        kind, runtime = split_id(name)
         spec = SandboxSpec(
             mounts={"work": Mount(root / "work", read_only=False), "code": Mount(root / "code"),
                     "model": Mount(root / "model")},
-            env=env or {}, limits=limits, labels={"run": "conformance"},
+            env=env or {}, limits=limits, labels={"run": "conformance"}, runtime=runtime,
         )
-        sandbox = get(name, spec)
+        sandbox = get(kind, spec)
         made.append(sandbox)
         return sandbox
 

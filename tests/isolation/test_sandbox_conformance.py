@@ -1,7 +1,8 @@
 """One conformance suite for every sandbox provider.
 
 Each test is one named check, run against ``local``, ``fake`` (its real mode, i.e. a plain
-subprocess) and ``docker``. A provider lists the checks it cannot pass in its
+subprocess), ``bwrap``, ``docker`` and ``docker-runsc`` (docker under gVisor's runsc; skipped, even in
+CI, where the engine has not registered it). A provider lists the checks it cannot pass in its
 ``known_differences``; those are marked here, explicitly:
 
 - ``xfail(strict=True)`` where the difference shows on this machine, so the list is kept
@@ -24,7 +25,7 @@ import shutil
 import time
 
 import pytest
-from conformance_support import PROVIDERS, providers_for, py
+from conformance_support import PROVIDERS, providers_for, py, split_id
 
 from grader.isolation import Limits, provider
 
@@ -340,11 +341,26 @@ def test_external_kill_is_an_error_and_the_next_run_works(box, name):
     assert again.ok and again.stdout == b"next task\n"
 
 
+@pytest.mark.parametrize("name", [p for p in providers_for("runtime") if split_id(p.values[0])[0] == "docker"])
+def test_containers_run_with_the_runtime_their_id_names(box, name):
+    from grader.isolation import docker as docker_sandbox
+
+    kind, runtime = split_id(name)
+    proc = box(name).start(py("import time; time.sleep(30)"))
+    try:
+        proc.container.reload()
+        used = proc.container.attrs["HostConfig"]["Runtime"]
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert used == (runtime or docker_sandbox.runtimes()[1])
+
+
 def test_every_known_difference_names_a_check():
     checks = {
         "exec", "exit_code_above_128", "scrubbed_env", "mounts", "file_access", "fifo", "timeout", "kill",
         "output_cap", "oom", "network_isolation", "readonly_root", "non_root_uid", "hidden_host_files",
-        "pids_limit", "container_kill", "cpu_accounting", "cpuset", "freeze", "pids",
+        "pids_limit", "container_kill", "cpu_accounting", "cpuset", "freeze", "pids", "runtime",
         # the escape probes (test_sandbox_escape.py)
         "no_capabilities", "no_new_privs", "engine_socket", "writable_outside_work", "private_tmp", "ptrace",
         "mountinfo_host_paths",

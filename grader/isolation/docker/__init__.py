@@ -2,7 +2,7 @@
 container per run (docker-py), and gives back a :class:`DockerExecResult` with the limits it hit.
 """
 
-from grader.isolation.docker.engine import IMPORT_ERROR, client, reset_client
+from grader.isolation.docker.engine import IMPORT_ERROR, client, reset_client, resolve_runtime, runtimes
 from grader.isolation.docker.image import (
     ALLOW_STALE_ENV,
     CPU_IMAGE,
@@ -22,5 +22,5 @@ from grader.isolation.docker.provider import SANDBOX_UID, DockerSandbox
 __all__ = [
     "ALLOW_STALE_ENV", "CPU_IMAGE", "GPU_IMAGE", "IMAGE_ENV", "IMPORT_ERROR", "SANDBOX_UID", "DockerExecResult",
     "DockerProcess", "DockerSandbox", "ImageInfo", "Leftover", "cgroup_cpu_seconds", "cleanup", "client",
-    "default_image_name", "image_info", "reset_client", "sandbox_hash", "usable_image",
+    "default_image_name", "image_info", "reset_client", "resolve_runtime", "runtimes", "sandbox_hash", "usable_image",
 ]

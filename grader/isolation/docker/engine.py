@@ -60,9 +60,39 @@ def client():
 
 def reset_client() -> None:
     """Forget the shared client (tests; after the daemon restarted)."""
-    global _client_obj
+    global _client_obj, _runtimes
     with _client_lock:
         _client_obj = None
+        _runtimes = None
+
+
+_runtimes: tuple[tuple[str, ...], str] | None = None
+
+
+def runtimes() -> tuple[tuple[str, ...], str]:
+    """The OCI runtimes the engine has registered (sorted) and its default one; asked once."""
+    global _runtimes
+    if _runtimes is None:
+        info, _ = infra_call("info", client().info)
+        names = tuple(sorted((info.get("Runtimes") or {}).keys()))
+        _runtimes = (names, str(info.get("DefaultRuntime") or "runc"))
+    return _runtimes
+
+
+def resolve_runtime(name: str | None) -> str:
+    """The runtime a container will run with: ``name``, or the engine's default when None.
+
+    SandboxUnavailable (exit 3) when the engine has no runtime ``name``, naming those it has.
+    """
+    names, default = runtimes()
+    if name is None:
+        return default
+    if name not in names:
+        hint = (" (install gVisor and register it with dockerd: see docs/docker.md, \"gVisor\")"
+                if name == "runsc" else "")
+        raise SandboxUnavailable(f"the Docker engine has no runtime {name!r}{hint}; "
+                                 f"registered runtimes: {', '.join(names) or 'none'} (default {default})")
+    return name
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -16,6 +16,8 @@ What every container gets (see docs/docker.md for the reasons):
 - ``RLIMIT_FSIZE`` at the work folder's cap, so no single file outgrows it between two looks of
   the watchdog (:mod:`.process`);
 - one GPU through a device request when ``spec.gpu`` is set (``"0"``, a UUID, ...);
+- the OCI runtime ``spec.runtime`` when set (gVisor's ``runsc``), refused up front when the engine
+  has not registered it; else the engine's default;
 - labels ``sd-grader.managed=1``, ``sd-grader.run=<id>`` and the owner's host/pid (:mod:`.reaper`),
   so that ``grader cleanup`` finds what a killed grader left behind.
 
@@ -33,7 +35,7 @@ import psutil
 
 from grader.errors import SandboxInfraError
 from grader.isolation.contract import Sandbox, SandboxSpec, register
-from grader.isolation.docker.engine import client, docker_py, infra_call
+from grader.isolation.docker.engine import client, docker_py, infra_call, resolve_runtime
 from grader.isolation.docker.image import usable_image
 from grader.isolation.docker.process import DockerProcess
 from grader.isolation.docker.reaper import LABEL_PREFIX, MANAGED_LABEL, RUN_LABEL, ensure_reaper, owner_labels
@@ -56,6 +58,7 @@ def _host_memory() -> int:
 @register("docker")
 class DockerSandbox(Sandbox):
     isolated = True
+    takes_runtime = True
     known_differences: ClassVar[tuple[str, ...]] = (
         "exit_code_above_128",  # docker reports death by signal n as exit 128+n: exit(137) reads as SIGKILL
         "mountinfo_host_paths",  # /proc/self/mountinfo shows each bind's source: the host path of its folder
@@ -71,6 +74,7 @@ class DockerSandbox(Sandbox):
         # A run on cuda without a pinned GPU still needs one: it gets "any one GPU" (count=1).
         self.wants_gpu = spec.gpu is not None or str(spec.env.get("GRADER_DEVICE", "")).startswith("cuda")
         self.image = usable_image(image, gpu=self.wants_gpu)
+        self.runtime = resolve_runtime(spec.runtime)
         if os.geteuid() == 0:
             self.uid = self.gid = SANDBOX_UID
         else:  # run as the grader's own (non-root) uid: it then owns, reads and deletes what runs write
@@ -89,7 +93,8 @@ class DockerSandbox(Sandbox):
         """What a report should record about this sandbox."""
         return {"provider": "docker", "image": self.image.name, "image_id": self.image.id,
                 "image_digest": self.image.digest, "uid": self.uid, "memory_limit": self.memory_limit,
-                "pids_limit": self.spec.limits.pids, "cpus": self.spec.limits.cpus, "gpu": self.spec.gpu}
+                "pids_limit": self.spec.limits.pids, "cpus": self.spec.limits.cpus, "gpu": self.spec.gpu,
+                "runtime": self.runtime}
 
     def start(self, argv: Sequence[str]) -> DockerProcess:
         if not argv:
@@ -164,6 +169,8 @@ class DockerSandbox(Sandbox):
             log_config=docker_py.types.LogConfig(type="none"), mounts=mounts, init=True,
             stdin_open=False, tty=False, detach=True,
         )
+        if spec.runtime is not None:
+            kwargs["runtime"] = spec.runtime
         if limits.cpus:
             kwargs["nano_cpus"] = int(limits.cpus * 1e9)
         if limits.cpuset:
