@@ -152,34 +152,44 @@ def run(args) -> dict:
     for batch in args.batch_sizes:
         root = args.work / f"b{batch}"
         tasks_dir, sub = write_task_set(root, args.tasks, args.steps)
-        timing = TimingConfig(batch_size=batch, warmup_batches=args.warmup, min_batches=8, max_batches=args.max_batches,
-                              target_rel_ci=args.target_ci, budget_seconds=args.budget, quality_batches=1)
         for attempt in range(1 + args.regrade):
-            cfg = GradeConfig(submission=sub, tasks=tasks_dir, model_dir=model, out=root / f"run{attempt}",
-                              sandbox="local", device="cuda", seed=args.seed + attempt, timing=timing,
-                              quality=QualityConfig(), pin_cpus=args.pin_cpus, gpus=args.gpus)
-            t0 = time.time()
-            doc = grade(cfg, progress=lambda m: print(m, flush=True))
-            wall = time.time() - t0
-            results["batches"].setdefault(str(batch), []).append({"wall": wall, "gpus": list(args.gpus), "tasks": doc["tasks"]})
-            print(f"batch {batch} run {attempt}: {len(doc['tasks'])} tasks graded in {wall:.1f}s on GPUs {list(args.gpus) or ['default']}", flush=True)
-            for t in doc["tasks"]:
-                name = args.tasks[int(t["prompt_id"]) - 1]
-                gt, exp, _ = TASKS[name]
-                v = t.get("variants", {})
-                n = {k: (v.get(k, {}).get("timing") or {}).get("n_batches") for k in ("baseline", "experiment", "gt")}
-                ci = t.get("speedup_ci") or [None, None]
-                base = "reference" if "reference" in v else "baseline"
-                rows.append((batch, attempt, name, f"{gt} vs {base}", t.get("gt_speedup"), None, n["gt"], t["status"]))
-                rows.append((batch, attempt, name, f"{exp} vs {base}", t.get("speedup"), ci, n["experiment"], t["status"]))
-                if base == "reference":
-                    rows.append((batch, attempt, name, f"{exp} vs agent baseline", t.get("agent_baseline_speedup"), None,
-                                 n["baseline"], t["status"]))
-                    bvr = t.get("baseline_vs_reference") or {}
-                    rows.append((batch, attempt, name, "agent baseline time / reference time", bvr.get("ratio"),
-                                 bvr.get("ci"), n["baseline"], ",".join(t.get("flags") or []) or "no flags"))
-                rows.append((batch, attempt, name, "task wall seconds", t.get("grade_seconds"), None, None,
-                             f"timed {sum((x.get('phases') or {}).get('timed', 0.0) for x in v.values()):.1f} s"))
+            for loading in args.loading:
+                timing = TimingConfig(batch_size=batch, warmup_batches=args.warmup, min_batches=8,
+                                      max_batches=args.max_batches, target_rel_ci=args.target_ci,
+                                      budget_seconds=args.budget, quality_batches=1, load_together=loading == "together")
+                label = f"{attempt}" if len(args.loading) == 1 else f"{attempt}{loading[0]}"
+                cfg = GradeConfig(submission=sub, tasks=tasks_dir, model_dir=model, out=root / f"run{label}",
+                                  sandbox="local", device="cuda", seed=args.seed + attempt, timing=timing,
+                                  quality=QualityConfig(), pin_cpus=args.pin_cpus, gpus=args.gpus)
+                t0 = time.time()
+                doc = grade(cfg, progress=lambda m: print(m, flush=True))
+                wall = time.time() - t0
+                results["batches"].setdefault(str(batch), []).append({"wall": wall, "gpus": list(args.gpus), "loading": loading,
+                                                                      "tasks": doc["tasks"]})
+                print(f"batch {batch} run {label} (loading {loading}): {len(doc['tasks'])} tasks graded in {wall:.1f}s "
+                      f"on GPUs {list(args.gpus) or ['default']}", flush=True)
+                for t in doc["tasks"]:
+                    name = args.tasks[int(t["prompt_id"]) - 1]
+                    gt, exp, _ = TASKS[name]
+                    v = t.get("variants", {})
+                    n = {k: (v.get(k, {}).get("timing") or {}).get("n_batches") for k in ("baseline", "experiment", "gt")}
+                    ci = t.get("speedup_ci") or [None, None]
+                    base = "reference" if "reference" in v else "baseline"
+                    rows.append((batch, label, name, f"{gt} vs {base}", t.get("gt_speedup"), None, n["gt"], t["status"]))
+                    rows.append((batch, label, name, f"{exp} vs {base}", t.get("speedup"), ci, n["experiment"], t["status"]))
+                    if base == "reference":
+                        rows.append((batch, label, name, f"{exp} vs agent baseline", t.get("agent_baseline_speedup"), None,
+                                     n["baseline"], t["status"]))
+                        bvr = t.get("baseline_vs_reference") or {}
+                        rows.append((batch, label, name, "agent baseline time / reference time", bvr.get("ratio"),
+                                     bvr.get("ci"), n["baseline"], ",".join(t.get("flags") or []) or "no flags"))
+                    phases = {k: sum((x.get("phases") or {}).get(k, 0.0) for x in v.values())
+                              for k in ("process_start", "load", "warmup", "timed", "probes", "teardown")}
+                    timed = phases["timed"]
+                    rows.append((batch, label, name, "task wall seconds", t.get("grade_seconds"), None, None,
+                                 "summed over variants: " + ", ".join(f"{k} {x:.1f}" for k, x in phases.items())))
+                    rows.append((batch, label, name, "wall / timed", (t.get("grade_seconds") or 0.0) / timed if timed else None,
+                                 None, None, f"timed rounds {timed:.1f} s"))
         if args.hand_timed:
             results["batches"][f"hand{batch}"] = hand_timed(model, batch, args.steps)
             h = results["batches"][f"hand{batch}"]
@@ -212,12 +222,18 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--hand-timed", action="store_true")
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up batches per variant")
+    parser.add_argument("--loading", default="together",
+                        help="how variants load: together, apart (the GT alone, then each capped variant alone), "
+                             "or apart,together to grade both ways back to back")
     parser.add_argument("--pin-cpus", default="auto", choices=["auto", "on", "off"],
                         help="fixed share of the cores per task (auto: the grader's default, on for CUDA)")
     args = parser.parse_args(argv)
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
     args.gpus = tuple(g for g in args.gpus.split(",") if g)
     args.tasks = [t for t in args.tasks.split(",") if t]
+    args.loading = [m for m in args.loading.split(",") if m]
+    if not args.loading or any(m not in ("together", "apart") for m in args.loading):
+        parser.error(f"--loading: expected together, apart or both, got {','.join(args.loading)!r}")
     args.pin_cpus = {"auto": None, "on": True, "off": False}[args.pin_cpus]
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args)

@@ -42,6 +42,8 @@ class TimingConfig:
     load_cap_factor: float = 3.0
     load_cap_floor: float = 60.0
     probes: bool = True
+    # Variants import and load side by side (False: the GT alone, then each capped variant alone).
+    load_together: bool = True
     # The agent's baseline is timed for this many batches only: enough to compare it with the
     # reference baseline, which carries the headline (paired ratios need 6).
     baseline_batches: int = 6
@@ -72,6 +74,7 @@ class TimingConfig:
         _check(_int(self.baseline_batches) and self.baseline_batches >= 1, "baseline_batches", self.baseline_batches,
                "an integer >= 1")
         _check(self.quiet_timeout > 0, "quiet_timeout", self.quiet_timeout, "> 0")
+        _check(isinstance(self.load_together, bool), "load_together", self.load_together, "true or false")
 
 
 @dataclass(frozen=True)

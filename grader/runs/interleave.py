@@ -1,7 +1,7 @@
 """A task's variants, run side by side with their timed batches interleaved, one at a time.
 
-Workers are started and warmed up one after another (so load times are not contended),
-then take turns batch by batch, the order rotating each round. Drift in the machine
+Workers load side by side (loading needs no exclusive device), warm up one after
+another, then take turns batch by batch, the order rotating each round. Drift in the machine
 (clocks, heat, a noisy neighbour) then falls on every variant alike instead of on
 whichever ran last.
 
@@ -19,6 +19,7 @@ windows overlap, so a task waits for one, not one per variant.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from grader.config import TimingConfig
@@ -74,6 +75,79 @@ def record_gpu_sharing(workers: list[VariantWorker], sampler: GpuSampler) -> Non
                         "samples": sum(u["samples"] for u in users), "max_sm": max(u["max_sm_util"] for u in users)})
 
 
+def load_groups(workers: list[VariantWorker], together: bool) -> list[list[VariantWorker]]:
+    """Who loads at the same time: everyone, or (``together`` off) each capped variant alone
+    and the ``loads_alongside`` ones side by side, in the given order."""
+    if together:
+        return [list(workers)]
+    alongside = [w for w in workers if w.spec.loads_alongside]
+    groups: list[list[VariantWorker]] = []
+    for worker in workers:
+        if not worker.spec.loads_alongside:
+            groups.append([worker])
+        elif worker is alongside[0]:
+            groups.append(alongside)
+    return groups
+
+
+def load_and_warm_up(workers: list[VariantWorker], turns: Turns, timing: TimingConfig, load_reference: str | None,
+                     stop_on_failure: bool) -> bool:
+    """Load every worker (side by side when ``timing.load_together``), then warm each up in turn.
+
+    Loading needs no exclusive device, so by default the variants import and load at the
+    same time, each timed on its own thread from its hello to its ready, and each frozen
+    as soon as it is ready. The ``load_reference`` variant's load time, once known, caps
+    the others' (``load_cap_factor`` times as much, at least ``load_cap_floor``); they
+    loaded under the same conditions, at the same time. ``loads_alongside`` variants (the
+    trusted reference and the agent's baseline, whose load times carry nothing) are not
+    capped. Warm-ups are exclusive like timed batches: everyone else is frozen, so no
+    untrusted work can disturb a trusted variant's first calls (compilation, autotuning).
+    A failure to load abandons the other loads when ``stop_on_failure``. False when the
+    run should end.
+    """
+    reference = next((w for w in workers if w.spec.name == load_reference), None)
+    cap: list[float] = []
+
+    def load(worker: VariantWorker) -> None:
+        worker.load()
+        if worker is reference and worker.alive:
+            cap.append(max(timing.load_cap_factor * worker.run.phases["load"], timing.load_cap_floor))
+        turns.park(worker)
+        if stop_on_failure and not worker.alive and not worker.abandoned:
+            for other in workers:
+                if other is not worker:
+                    other.abandon()
+
+    for worker in workers:
+        if reference is not None and worker is not reference and not worker.spec.loads_alongside:
+            worker.load_cap = lambda: cap[0] if cap else None
+    for group in load_groups(workers, timing.load_together):
+        for worker in group:
+            worker.launch()
+            if stop_on_failure and not worker.alive:
+                return False
+        threads = [threading.Thread(target=load, args=(w,), name=f"load-{w.spec.name}", daemon=True) for w in group]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.5)
+        except BaseException:
+            for worker in workers:
+                worker.abandon()
+            raise
+        if stop_on_failure and not all(w.alive for w in group):
+            return False
+    for worker in workers:
+        turns.give(worker)
+        worker.warm_up()
+        turns.park(worker)
+        if stop_on_failure and not worker.alive:
+            return False
+    return True
+
+
 def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingConfig, root: Path,
                  stop_on_failure: bool = True, load_reference: str | None = "gt",
                  on_phase: PhaseCallback = no_phases, compare: CompareBatch | None = None) -> dict[str, VariantRun]:
@@ -87,11 +161,9 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
     stays frozen until everyone stops together (stopping it on its own would hold the device
     while it exits: 2 s between two batches on the H200). A failure stops the others when
     ``stop_on_failure``.
-    The ``load_reference`` variant (the GT) should come first: its load time caps the
-    others' at ``load_cap_factor`` times as much, so precomputing at load is bounded.
-    Variants with ``loads_alongside`` (the trusted reference and the agent's baseline, whose
-    load times carry nothing) load at the same time, uncapped, to save one load's wait;
-    the experiment loads alone, so its load time is measured as the GT's was.
+    The ``load_reference`` variant (the GT) caps the others' load time at
+    ``load_cap_factor`` times its own, so precomputing at load is bounded
+    (:func:`load_and_warm_up`).
     ``compare(index, arrays)`` sees every timed batch of the image-keeping variants.
     """
     workers = [VariantWorker(spec, schedule, timing, root / spec.name, on_phase) for spec in specs]
@@ -102,38 +174,13 @@ def run_variants(specs: list[VariantSpec], schedule: Schedule, timing: TimingCon
     def end_all() -> dict[str, VariantRun]:
         """Every worker that started or failed, finished (``finish`` is idempotent)."""
         turns.release()
-        return {w.spec.name: w.finish() for w in workers if w.proc is not None or w.run.status != "ok"}
+        finished = {w.spec.name: w.finish() for w in workers}
+        return {w.spec.name: finished[w.spec.name] for w in workers
+                if not w.abandoned and (w.proc is not None or w.run.status != "ok")}
 
     try:
-        launched: set[str] = set()
-        for worker in workers:
-            if worker.spec.name in launched:
-                continue
-            if worker.spec.loads_alongside:
-                group = [w for w in workers if w.spec.loads_alongside]
-                launched.update(w.spec.name for w in group)
-                for w in group:
-                    w.launch()
-                for w in group:
-                    w.load()
-                    turns.park(w)
-                for w in group:
-                    turns.give(w)
-                    w.warm_up()
-                    turns.park(w)
-                if stop_on_failure and not all(w.alive for w in group):
-                    return end_all()
-                continue
-            launched.add(worker.spec.name)
-            worker.start()
-            if stop_on_failure and not worker.alive:
-                return end_all()
-            turns.park(worker)
-            if worker.spec.name == load_reference and worker.alive:
-                cap = max(timing.load_cap_factor * worker.run.phases["load"], timing.load_cap_floor)
-                for other in workers:
-                    if other is not worker and not other.spec.loads_alongside:
-                        other.load_timeout = min(timing.load_timeout, cap)
+        if not load_and_warm_up(workers, turns, timing, load_reference, stop_on_failure):
+            return end_all()
         sampler = GpuSampler(int(specs[0].gpu or 0)) if specs[0].device == "cuda" else None
         if sampler is not None:
             sampler.start()

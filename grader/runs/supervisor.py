@@ -33,6 +33,7 @@ from sandbox.worker import CONFIG_FILE
 
 PhaseCallback = Callable[[str, str, str], None]
 PROBE_KINDS = ("repeat", "seedprobe", "promptprobe")
+LOAD_POLL = 0.5     # seconds between looks at the load cap while a worker loads
 
 
 def no_phases(variant: str, phase: str, detail: str = "") -> None:
@@ -76,6 +77,11 @@ class VariantWorker:
         self.next_index = 0
         self.done = False
         self.load_timeout = timing.load_timeout
+        # The cap on this worker's load time, once known: set by the interleaving when the GT has
+        # loaded, which may be while this worker is still loading beside it.
+        self.load_cap: Callable[[], float | None] = lambda: None
+        self._abandon = False
+        self.abandoned = False                                     # its load was given up: killed, not reported
         self._idle_at: float | None = None                         # when the idle window opens
         self._idle_mark: tuple[float, float | None] | None = None  # (opened at, CPU seconds then)
         self._stop_sent = False
@@ -221,22 +227,47 @@ class VariantWorker:
 
     def _load(self) -> None:
         run = self.run
-        hello = self.session.expect({"hello"}, self.timing.load_timeout, "starting the worker")
+        hello = self._await("hello", "starting the worker", lambda: None, time.monotonic())
+        if hello is None:
+            return
         run.versions = hello["versions"]
         run.probes["seccomp"] = hello.get("seccomp", {"status": "not_reported", "detail": "the hello had no seccomp field"})
         t_hello = time.monotonic()
-        try:
-            ready = self.session.expect({"ready"}, self.load_timeout, "importing the module and loading the pipeline")
-        except WorkerTimeout as exc:
-            if self.load_timeout < self.timing.load_timeout:
-                raise WorkerTimeout(f"{exc} (load time capped at {self.load_timeout:.0f}s: "
-                                    f"{self.timing.load_cap_factor:g}x the GT's load time)",
-                                    flags=("load_cap_exceeded",)) from exc
-            raise
+        ready = self._await("ready", "importing the module and loading the pipeline", self.load_cap, t_hello)
+        if ready is None:
+            return
         t_ready = time.monotonic()
         run.has_inference, run.passes = ready["has_inference"], ready["passes"]
         run.phases.update(process_start=t_hello - self.started, load=t_ready - t_hello,
                           worker_import=ready["import_seconds"], worker_load=ready["load_seconds"])
+
+    def _await(self, kind: str, what: str, cap_of: Callable[[], float | None], since: float) -> dict | None:
+        """The worker's ``kind`` message within the load timeout and the cap (which may arrive meanwhile).
+
+        None when the load was abandoned (:meth:`abandon`): the worker is then only killed."""
+        while True:
+            if self._abandon:
+                self.abandoned = self.done = True
+                return None
+            cap = cap_of()
+            limit = min(self.load_timeout, cap) if cap is not None else self.load_timeout
+            left = since + limit - time.monotonic()
+            if left <= 0:
+                if cap is not None and cap < self.load_timeout:
+                    raise WorkerTimeout(f"no answer within {limit:.0f}s while {what} (load time capped at "
+                                        f"{cap:.0f}s: {self.timing.load_cap_factor:g}x the GT's load time)",
+                                        flags=("load_cap_exceeded",))
+                raise WorkerTimeout(f"no answer within {limit:.0f}s while {what}")
+            try:
+                return self.session.expect({kind}, min(left, LOAD_POLL), what)
+            except WorkerTimeout:
+                if self.session.used >= self.session.budget:
+                    raise
+
+    def abandon(self) -> None:
+        """Give up this worker's load if it is still loading (another variant failed): it stops
+        waiting and is killed, unreported. A worker that has loaded is left as it is."""
+        self._abandon = True
 
     def _warm_up(self) -> None:
         run = self.run
@@ -370,7 +401,7 @@ class VariantWorker:
             run.timing = summarize(run.batches, self.schedule.batch_size)
         # A worker that never connected (start interrupted, or a sandbox that failed before the
         # worker said hello) has nobody to ask to stop: it is only killed below.
-        if run.status == "ok" and self.session is not None:
+        if run.status == "ok" and self.session is not None and not self.abandoned:
             t0 = time.monotonic()
             try:
                 if not self._stop_sent:
@@ -383,7 +414,7 @@ class VariantWorker:
             run.phases["teardown"] = time.monotonic() - t0
         result: ExecResult | None = None
         if self.proc is not None:
-            result = self.proc.wait(2.0 if run.status == "ok" else 0.5)
+            result = self.proc.wait(2.0 if run.status == "ok" and not self.abandoned else 0.5)
         if self.channel is not None:
             self.channel.close()
         if self.sandbox is not None:
