@@ -264,6 +264,10 @@ class VariantWorker:
                 if self.session.used >= self.session.budget:
                     raise
 
+    @property
+    def abandon_requested(self) -> bool:
+        return self._abandon
+
     def abandon(self) -> None:
         """Give up this worker's load if it is still loading (another variant failed): it stops
         waiting and is killed, unreported. A worker that has loaded is left as it is."""
