@@ -271,8 +271,26 @@ def require(folder: Path, option: str, kind: str = "pipeline", reader: tuple[int
     found = problems(folder, kind, reader)
     if not found:
         return
-    shown = "\n  ".join(str(p) for p in found[:5])
+    shown = "\n  ".join(f"{p.path}: {p.message}" for p in found[:5])
     more = f"\n  ... and {len(found) - 5} more" if len(found) > 5 else ""
     fixes = sorted({p.fix for p in found}, key=[p.fix for p in found].index)
     raise ConfigError(f"{option} {folder}: {len(found)} problem(s) would stop the sandboxed worker:\n  {shown}{more}\n"
                       f"fix: {'; '.join(fixes)}")
+
+
+def require_inputs(model_dir: Path | None, models: set[str], clip_model: Path | None,
+                   reader: tuple[int, int] | None) -> None:
+    """``require`` on every pipeline folder the tasks' ``models`` resolve to, and the CLIP folder.
+
+    A model with no folder at all is left to its tasks (they end ``error``, ``no_model``)."""
+    seen: set[Path] = set()
+    for name in sorted(models) if model_dir is not None else ():
+        try:
+            folder = resolve(model_dir, name)
+        except GraderError:
+            continue
+        if folder not in seen:
+            seen.add(folder)
+            require(folder, "--model-dir", "pipeline", reader)
+    if clip_model is not None:
+        require(clip_model, "--clip-model", "clip", reader)
