@@ -199,3 +199,15 @@ def test_validate_refuses_a_truncated_model_with_exit_2(tmp_path, capsys):
     assert cli.main(args + ["--sandbox", "local"]) == 2
     err = capsys.readouterr().err
     assert f"{weights}: is truncated" in err and "re-download or re-save" in err
+
+
+def test_doctor_exits_2_on_a_truncated_model(tmp_path, capsys):
+    folder = pipeline(tmp_path / "models" / "SD1.5")
+    clip = tmp_path / "models" / "clip"
+    clip.mkdir()
+    (clip / "config.json").write_text("{}")
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4])
+    assert cli.main(["doctor", "--device", "cpu", "--model-dir", str(tmp_path / "models")]) == 2
+    out = capsys.readouterr().out
+    assert "FAIL  model folder" in out and f"{weights}: is truncated" in out
