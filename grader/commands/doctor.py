@@ -4,7 +4,7 @@ doctor checks, in order: the docker SDK, the daemon, the NVIDIA runtime, the hos
 sandbox image (present, its digest, built from this grader's ``sandbox/``), a GPU seen from inside
 a container, bwrap (installed, and whether a trivial command runs under it: ``--sandbox auto``'s
 fallback when Docker is not usable; a warning, never a failure), and the model and CLIP folders
-(:mod:`grader.taskset.models`: present, complete, and readable by the container's uid). Every
+(:mod:`grader.taskset.models`: present, complete, the model folder readable by the container's uid). Every
 failure says how to fix it. Exit code 0 when nothing failed (warnings allowed), 2 when a model or
 CLIP folder failed (an input error, as in ``grade``), 1 otherwise.
 
@@ -172,7 +172,8 @@ def _folder_check(name: str, folder: Path, kind: str, fix: str) -> Check:
         found = [folder] if (folder / marker).is_file() else found[:1]
     if not found:
         return Check(name, FAIL, f"{folder} holds no {marker} (itself or one level down)", fix)
-    bad = [p for f in found for p in problems(f, kind, sandbox_reader("docker"))]
+    reader = sandbox_reader("docker") if kind == "pipeline" else None   # CLIP: read by the grader itself
+    bad = [p for f in found for p in problems(f, kind, reader)]
     if bad:
         fixes = sorted({p.fix for p in bad}, key=[p.fix for p in bad].index)
         return Check(name, FAIL, f"{len(bad)} problem(s), e.g. {bad[0].path}: {bad[0].message}", "; ".join(fixes))

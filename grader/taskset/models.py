@@ -280,9 +280,11 @@ def require(folder: Path, option: str, kind: str = "pipeline", reader: tuple[int
 
 def require_inputs(model_dir: Path | None, models: set[str], clip_model: Path | None,
                    reader: tuple[int, int] | None) -> None:
-    """``require`` on every pipeline folder the tasks' ``models`` resolve to, and the CLIP folder.
+    """``require`` on every pipeline folder the tasks' ``models`` resolve to (read by ``reader``), and the CLIP folder.
 
-    A model with no folder at all is left to its tasks (they end ``error``, ``no_model``)."""
+    A model with no folder at all is left to its tasks (they end ``error``, ``no_model``). The
+    CLIP folder is read by the grader itself (scoring never runs in a worker): only its
+    contents are checked, not who can read it."""
     seen: set[Path] = set()
     for name in sorted(models) if model_dir is not None else ():
         try:
@@ -293,4 +295,4 @@ def require_inputs(model_dir: Path | None, models: set[str], clip_model: Path | 
             seen.add(folder)
             require(folder, "--model-dir", "pipeline", reader)
     if clip_model is not None:
-        require(clip_model, "--clip-model", "clip", reader)
+        require(clip_model, "--clip-model", "clip", None)

@@ -211,3 +211,15 @@ def test_doctor_exits_2_on_a_truncated_model(tmp_path, capsys):
     assert cli.main(["doctor", "--device", "cpu", "--model-dir", str(tmp_path / "models")]) == 2
     out = capsys.readouterr().out
     assert "FAIL  model folder" in out and f"{weights}: is truncated" in out
+
+
+def test_an_owner_only_clip_folder_is_fine_it_is_read_by_the_grader(tmp_path):
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    (clip / "config.json").write_text(json.dumps({"architectures": ["CLIPModel"]}))
+    (clip / "model.safetensors").write_bytes(safetensors_bytes({"w": 3}))
+    (clip / "model.safetensors").chmod(0o600)
+    models.require_inputs(None, set(), clip, READER)
+    (clip / "model.safetensors").write_bytes(safetensors_bytes({"w": 3})[:-1])
+    with pytest.raises(ConfigError, match="model.safetensors: is truncated"):
+        models.require_inputs(None, set(), clip, READER)
