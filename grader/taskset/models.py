@@ -137,6 +137,12 @@ class _Walk:
         return real
 
     def walk(self, shown: Path, seen: frozenset = frozenset()) -> None:
+        try:
+            self._walk(shown, seen)
+        except OSError as exc:
+            self.add(shown, f"cannot be read by the grader itself ({exc.strerror})", self.fix_perms)
+
+    def _walk(self, shown: Path, seen: frozenset) -> None:
         real = self.target(shown)
         if real is None or real in seen:
             return
