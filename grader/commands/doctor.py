@@ -5,8 +5,9 @@ or not, and the one the sandbox containers will run with), the NVIDIA runtime, t
 sandbox image (present, its digest, built from this grader's ``sandbox/``), a GPU seen from inside
 a container, bwrap (installed, and whether a trivial command runs under it: ``--sandbox auto``'s
 fallback when Docker is not usable; a warning, never a failure), and the model and CLIP folders
-(present, loadable by another uid). Every failure says how to fix it. Exit code 0 when nothing
-failed (warnings allowed), 1 otherwise.
+(:mod:`grader.taskset.models`: present, complete, the model folder readable by the container's uid). Every
+failure says how to fix it. Exit code 0 when nothing failed (warnings allowed), 2 when a model or
+CLIP folder failed (an input error, as in ``grade``), 1 otherwise.
 
 cleanup removes containers and volumes labelled ``sd-grader.managed=1`` that a killed grader left
 behind (those whose owning process is gone; ``--all`` takes every one).
@@ -18,12 +19,12 @@ import argparse
 import json
 import os
 import shutil
-import stat
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
+FOLDER_CHECKS = ("model folder", "CLIP folder")
 
 
 @dataclass
@@ -183,38 +184,25 @@ def _gpu_in_container(cl, image_id: str) -> Check:
     return Check("GPU in container", OK, out.decode(errors="replace").strip())
 
 
-def _unreadable(root: Path, limit: int = 20000) -> list[str]:
-    """Entries another uid cannot read (files need o+r, folders o+rx)."""
-    bad, seen = [], 0
-    for path in [root, *root.rglob("*")]:
-        seen += 1
-        if seen > limit:
-            break
-        try:
-            mode = path.lstat().st_mode
-        except OSError:
-            continue
-        need = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
-        if not stat.S_ISLNK(mode) and mode & need != need:
-            bad.append(str(path))
-    return bad
+def _folder_check(name: str, folder: Path, kind: str, fix: str) -> Check:
+    """Present (itself or one level down), and readable and loadable by the container's uid."""
+    from grader.commands.grade import sandbox_reader
+    from grader.taskset.models import problems
 
-
-def _folder_check(name: str, folder: Path, markers: tuple[str, ...], fix: str) -> Check:
+    marker = "model_index.json" if kind == "pipeline" else "config.json"
     if not folder.is_dir():
         return Check(name, FAIL, f"{folder} is not a folder", fix)
-    found = [p.parent for m in markers for p in [folder / m, *folder.glob(f"*/{m}")] if p.is_file()]
+    found = sorted({p.parent for p in [folder / marker, *folder.glob(f"*/{marker}")] if p.is_file()})
+    if kind == "clip":
+        found = [folder] if (folder / marker).is_file() else found[:1]
     if not found:
-        return Check(name, FAIL, f"{folder} holds no {' or '.join(markers)} (itself or one level down)", fix)
-    bad = _unreadable(folder)
-    if bad and os.geteuid() == 0:
-        return Check(name, FAIL, f"{len(bad)} entries are not readable by the sandbox uid, e.g. {bad[0]}",
-                     f"chmod -R a+rX {folder}")
-    detail = ", ".join(sorted({str(p) for p in found})[:4])
+        return Check(name, FAIL, f"{folder} holds no {marker} (itself or one level down)", fix)
+    reader = sandbox_reader("docker") if kind == "pipeline" else None   # CLIP: read by the grader itself
+    bad = [p for f in found for p in problems(f, kind, reader)]
     if bad:
-        return Check(name, WARN, f"{detail}; {len(bad)} entries not world-readable (fine while the grader runs as "
-                                 "itself, not as root)", f"chmod -R a+rX {folder}")
-    return Check(name, OK, detail)
+        fixes = sorted({p.fix for p in bad}, key=[p.fix for p in bad].index)
+        return Check(name, FAIL, f"{len(bad)} problem(s), e.g. {bad[0].path}: {bad[0].message}", "; ".join(fixes))
+    return Check(name, OK, ", ".join(str(p) for p in found[:4]))
 
 
 def doctor_checks(device: str = "auto", image: str | None = None, model_dir: Path | None = None,
@@ -224,10 +212,10 @@ def doctor_checks(device: str = "auto", image: str | None = None, model_dir: Pat
     checks = _docker_checks(device, image, docker_runtime)
     checks += _bwrap_checks()
     model_dir = model_dir or Path("examples/models")
-    checks.append(_folder_check("model folder", model_dir, ("model_index.json",),
+    checks.append(_folder_check("model folder", model_dir, "pipeline",
                                 "make models (builds the example pipelines), or pass --model-dir DIR"))
     clip = clip_model or model_dir / "clip"
-    checks.append(_folder_check("CLIP folder", clip, ("config.json",),
+    checks.append(_folder_check("CLIP folder", clip, "clip",
                                 "make models (builds a CLIP folder in MODELS/clip), or pass --clip-model DIR"))
     return checks
 
@@ -242,6 +230,8 @@ def run_doctor(args: argparse.Namespace) -> int:
             print(f"{c.status:>4}  {c.name:<{width}}  {c.detail}")
             if c.fix and c.status in (FAIL, WARN):
                 print(f"{'':>4}  {'':<{width}}  fix: {c.fix}")
+    if any(c.status == FAIL for c in checks if c.name in FOLDER_CHECKS):
+        return 2
     return 1 if any(c.status == FAIL for c in checks) else 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -106,6 +107,12 @@ def register(sub) -> None:
     validate = sub.add_parser("validate", help="pre-flight: check a submission's files and metrics without running them")
     add_inputs(validate)
     validate.add_argument("--json", action="store_true", help="print the verdicts as JSON (default: a table)")
+    validate.add_argument("--model-dir", type=Path, default=None,
+                          help="also check the model folder the tasks use, as grade does (default: not checked)")
+    validate.add_argument("--clip-model", type=Path, default=None, help="also check this CLIP folder (default: not checked)")
+    validate.add_argument("--sandbox", default="auto", choices=["auto", "local", "bwrap", "docker"],
+                          help="the sandbox grading will use: with docker or bwrap (and auto) the folders must be "
+                               "readable by the sandbox's uid (default: auto)")
     validate.set_defaults(func=run_validate)
 
 
@@ -202,6 +209,25 @@ def check_sandbox(name: str, device: str, docker_runtime: str | None = None) -> 
           + ("" if docker_runtime else " (the engine's default)"))
 
 
+def sandbox_reader(sandbox: str) -> tuple[int, int] | None:
+    """The uid and gid a sandboxed worker reads the model folder as; None under local (the grader's own)."""
+    if sandbox not in ("docker", "bwrap", "auto"):
+        return None
+    from grader.isolation.bwrap import SANDBOX_GID, SANDBOX_UID
+
+    return (SANDBOX_UID, SANDBOX_GID) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+
+
+def check_models(model_dir: Path | None, clip_model: Path | None, tasks: Path, only: set[str] | None,
+                 sandbox: str) -> None:
+    """Refuse (ConfigError, exit 2) model or CLIP folders the sandboxed worker could not read or load."""
+    from grader.taskset.manifest import TaskSet
+    from grader.taskset.models import require_inputs
+
+    names = {t.task_key.model for t in TaskSet.from_dir(tasks).select(only).tasks}
+    require_inputs(model_dir, names, clip_model, sandbox_reader(sandbox))
+
+
 def run_grade(args) -> int:
     from grader.pipeline.run import grade
     from grader.record.folder import open_run_dir
@@ -210,6 +236,7 @@ def run_grade(args) -> int:
     open_run_dir(args.out)   # --out a file or read-only: a ConfigError naming it (exit 2) before anything runs
     cfg = config_from_args(args)
     check_sandbox(cfg.sandbox, cfg.device, cfg.docker_runtime)
+    check_models(cfg.model_dir, cfg.quality.clip_model, cfg.tasks, set(cfg.only) or None, cfg.sandbox)
     doc = grade(cfg)
     print()
     print(table(doc))
@@ -225,7 +252,10 @@ def run_grade(args) -> int:
 def run_validate(args) -> int:
     from grader.taskset.validate import validate_submission
 
-    problems = validate_submission(args.submission, args.tasks, set(i for i in args.only.split(",") if i) or None)
+    only = set(i for i in args.only.split(",") if i) or None
+    if args.model_dir is not None or args.clip_model is not None:
+        check_models(args.model_dir, args.clip_model, args.tasks, only, args.sandbox)
+    problems = validate_submission(args.submission, args.tasks, only)
     bad = [p for p in problems if p[1] != "ok"]
     if args.json:
         print(json.dumps({"ready": len(problems) - len(bad), "tasks": len(problems),

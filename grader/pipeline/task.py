@@ -19,19 +19,14 @@ from grader.runs.script_mode import run_script
 from grader.runs.variant import IMAGE_VARIANTS, TRUSTED_VARIANTS, VARIANTS, VariantRun, VariantSpec
 from grader.scores.result import TaskResult
 from grader.scores.task import apply_quality, score_speedups
-from grader.taskset import reference, submission
+from grader.taskset import models, reference, submission
 from grader.taskset.manifest import InvalidEntry, TaskEntry
 from grader.taskset.prompts import Schedule
 
 
 def resolve_model_dir(root: Path, model: str) -> Path:
     """``root/<model>/`` when present, else ``root`` itself if it is a diffusers folder."""
-    if (root / model / "model_index.json").is_file():
-        return (root / model).resolve()
-    if (root / "model_index.json").is_file():
-        return root.resolve()
-    raise GraderError(f"--model-dir {root}: no diffusers folder for model {model!r} "
-                      f"(expected {root / model}/model_index.json or {root}/model_index.json)")
+    return models.resolve(root, model)
 
 
 def invalid_entry_result(entry: InvalidEntry) -> TaskResult:

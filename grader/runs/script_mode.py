@@ -23,6 +23,7 @@ from grader import schemas
 from grader.errors import SchemaViolation
 from grader.files import FileTooLarge, NotRegularFile, atomic_write_json, read_regular
 from grader.isolation import Limits, Mount, SandboxSpec, get
+from grader.taskset.models import mount_for
 
 METRICS_FILE = "metrics.json"
 MAX_METRICS_BYTES = 1 << 20
@@ -51,10 +52,11 @@ def run_script(script: Path, model_dir: Path, root: Path, *, sandbox: str, devic
     shutil.copyfile(script, code / script.name)
     for folder in (root, work, work / "tmp"):
         folder.chmod(0o777)
-    spec = SandboxSpec(mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(model_dir)},
+    model = mount_for(model_dir)
+    spec = SandboxSpec(mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(model.root)},
                        limits=Limits(), gpu=gpu, labels=dict(labels or {}), runtime=docker_runtime)
     probe = get(sandbox, spec)
-    env = {"GRADER_DEVICE": device, "GRADER_MODEL_DIR": probe.path("model"),
+    env = {"GRADER_DEVICE": device, "GRADER_MODEL_DIR": model.inside(probe.path("model")),
            "GRADER_METRICS_PATH": f"{probe.path('work')}/{METRICS_FILE}"}
     probe.close()
     with get(sandbox, dataclasses.replace(spec, env=env)) as box:

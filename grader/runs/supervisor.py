@@ -21,12 +21,13 @@ from typing import Callable
 import psutil
 
 from grader.config import TimingConfig
-from grader.errors import ProtocolViolation, WorkerError, WorkerTimeout
+from grader.errors import ProtocolViolation, WorkerCrashed, WorkerError, WorkerTimeout
 from grader.images import psnr, same_fraction
 from grader.isolation import ExecResult, Limits, Mount, RunningProcess, SandboxSpec, get
 from grader.runs.session import WorkerSession, exchange_batch
 from grader.runs.timing import converged, summarize
 from grader.runs.variant import THREAD_VARS, VariantRun, VariantSpec
+from grader.taskset.models import mount_for
 from grader.taskset.prompts import Batch, Schedule
 from sandbox.protocol import Channel
 from sandbox.worker import CONFIG_FILE
@@ -112,6 +113,8 @@ class VariantWorker:
             self.done = True
 
     def _batch(self, batch: Batch):
+        if self.session is None:   # never launched, or its sandbox failed before the worker connected
+            raise WorkerCrashed(f"the worker never connected, so batch {batch.index} could not be sent")
         if self.spec.device.startswith("cuda"):
             self._quiet(batch)
         return exchange_batch(self.session, batch, self.spec.steps, self.timing.batch_timeout, self.work, self.run)
@@ -211,13 +214,14 @@ class VariantWorker:
         env = {"GRADER_DEVICE": spec.device}
         if spec.threads:
             env.update(dict.fromkeys(THREAD_VARS, str(spec.threads)))
+        model = mount_for(spec.model_dir)   # a cache snapshot: its models--org--name root, so links resolve
         self.sandbox = get(spec.sandbox, SandboxSpec(
-            mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(spec.model_dir)},
+            mounts={"work": Mount(work, read_only=False), "code": Mount(code), "model": Mount(model.root)},
             env=env, limits=Limits(cpuset=spec.cpuset), gpu=spec.gpu, labels=dict(spec.labels),
             runtime=spec.docker_runtime,
         ))
         config = {"module_path": f"{self.sandbox.path('code')}/{spec.module_path.name}", "device": spec.device,
-                  "model_dir": self.sandbox.path("model")}
+                  "model_dir": model.inside(self.sandbox.path("model"))}
         (work / CONFIG_FILE).write_text(json.dumps(config))
         self.channel = Channel.create(work / "proto")
         os.chmod(work / "proto", 0o777)
