@@ -67,11 +67,11 @@ def test_inputs_hash_script_agrees_with_the_provider():
     assert out.stdout.strip() == dsb.sandbox_hash()
 
 
-def test_reaper_entry_point_runs_from_the_checkout():
-    """The reaper child is ``python -m`` this module with the checkout as its working folder."""
-    assert reaper._REPO_ROOT == ROOT
+def test_reaper_entry_point_runs_from_the_folder_holding_grader():
+    """The reaper child is ``python -m`` this module, run in the folder that holds ``grader/``."""
+    assert reaper.IMPORT_ROOT == ROOT  # from a checkout; an installed grader: its site-packages
     out = subprocess.run([sys.executable, "-m", reaper.REAPER_MODULE], capture_output=True, text=True, check=False,
-                         cwd=reaper._REPO_ROOT, timeout=60)
+                         cwd=reaper.IMPORT_ROOT, timeout=60)
     assert out.returncode == 1 and "--reap PID START" in out.stderr
 
 
