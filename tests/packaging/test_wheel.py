@@ -57,10 +57,11 @@ def installed(tmp_path_factory):
     return target, env, cwd
 
 
-def run(installed, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(installed, *args: str, timeout: float = 300, site: bool = False) -> subprocess.CompletedProcess:
+    """``python -S ARGS`` with the install first on the path; ``site``: without ``-S`` (see bwrap below)."""
     target, env, cwd = installed
-    return subprocess.run([sys.executable, "-S", *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, *([] if site else ["-S"]), *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def test_the_installed_grader_is_the_wheel_not_the_checkout(installed):
@@ -109,14 +110,25 @@ def test_installed_validate_reads_a_task_set(installed, tmp_path):
     assert {v["prompt_id"]: v["status"] for v in doc["verdicts"]} == {"1": "ok", "2": "missing"}
 
 
-def test_installed_grade_runs_a_task_in_the_local_sandbox(installed, tmp_path):
+@pytest.mark.parametrize("sandbox", ["local", "bwrap"])
+def test_installed_grade_runs_a_task(installed, tmp_path, sandbox):
+    """Both providers that run the host's interpreter find the installed worker package.
+
+    bwrap binds the interpreter's prefix (the venv, which ``-S`` hides from ``sys.prefix``) and
+    not ``PYTHONPATH``: its run keeps the site folder, the install still first on the path."""
+    if sandbox == "bwrap":
+        from grader.isolation.bwrap import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason and not (os.environ.get("GRADER_REQUIRE_BWRAP") == "1" or os.environ.get("CI")):
+            pytest.skip(f"bwrap does not work here: {reason}")
     sub, tasks = _submission(tmp_path, "1")
     write(tmp_path / "models" / "model_index.json", "{}")
     run_dir = tmp_path / "run"
     out = run(installed, "-m", "grader.cli", "grade", str(sub), "--tasks", str(tasks), "--model-dir",
-              str(tmp_path / "models"), "--out", str(run_dir), "--sandbox", "local", "--batch-size", "2",
+              str(tmp_path / "models"), "--out", str(run_dir), "--sandbox", sandbox, "--batch-size", "2",
               "--warmup-batches", "1", "--min-batches", "2", "--max-batches", "2", "--quality-batches", "1",
-              "--target-ci", "0.5", timeout=420)
+              "--target-ci", "0.5", timeout=420, site=sandbox == "bwrap")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report = schemas.load_json(run_dir / "report.json", "report.schema.json")
     assert [(t["prompt_id"], t["status"]) for t in report["tasks"]] == [("1", "ok")]
