@@ -24,7 +24,7 @@ from support import metrics, sleepy, task_set, write
 from grader import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "grader", "sandbox", "schemas")
+SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "grader", "sandbox", "schemas")
 
 pytestmark = pytest.mark.slow
 
