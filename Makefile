@@ -15,15 +15,19 @@ ifeq ($(SUBMISSION),examples/submission)
 EXIT_ARGS ?= --exit-zero
 endif
 
-.PHONY: setup models bwrap grade test test-fast image image-cpu clean
+.PHONY: setup setup-test models bwrap grade test test-fast image image-cpu clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# setup: what grading needs; setup-test: plus the test extras. Versions: constraints.txt.
 setup: $(PY)
 	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q "torch>=2.1"
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e .
+
+setup-test: setup
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 
 models: setup
 	$(PY) examples/build_models.py --out $(MODELS)
@@ -36,10 +40,10 @@ grade: models bwrap
 	$(VENV)/bin/grader grade $(SUBMISSION) --tasks $(TASKS) --model-dir $(MODELS) \
 	  --clip-model $(MODELS)/clip --out $(RUN_DIR) --sandbox $(SANDBOX) $(EXAMPLE_TIMING) $(EXIT_ARGS) $(GRADE_ARGS)
 
-test: setup
+test: setup-test
 	$(VENV)/bin/pytest -q
 
-test-fast: setup
+test-fast: setup-test
 	$(VENV)/bin/pytest -q -m "not slow and not docker"
 
 image:

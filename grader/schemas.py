@@ -2,8 +2,10 @@
 strict parser for untrusted JSON text.
 
 Schemas live in the top-level ``schemas/`` folder so that benchmark owners and
-outside tools can read them; this module loads them once and turns jsonschema's
-errors into :class:`~grader.errors.SchemaViolation` naming the source and JSON path.
+outside tools can read them; a wheel carries a copy as ``grader/schemas_data/`` (setup.py
+copies it at build time), and :func:`schema_dir` is the one place that picks between the
+two. This module loads them once and turns jsonschema's errors into
+:class:`~grader.errors.SchemaViolation` naming the source and JSON path.
 
 :func:`parse_json` is how every untrusted JSON text is read (the manifest, the mapping
 file, metrics files, worker messages, stored results): it refuses what ``json.loads``
@@ -24,9 +26,9 @@ from typing import Any
 
 import jsonschema
 
-from grader.errors import SchemaViolation
+from grader.errors import GraderError, SchemaViolation
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+PACKAGED_SCHEMAS = "schemas_data"   # the wheel's copy of schemas/, inside the grader package
 MAX_DEPTH = 64            # arrays and objects nested in each other; the grader's own documents stay under 10
 MAX_NUMBER_CHARS = 100    # digits (and sign, point, exponent) of one number literal
 _TOKENS = re.compile(r'["\\\[\]{}]')
@@ -106,10 +108,21 @@ def parse_json(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         raise InvalidJSON(f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
+@lru_cache(maxsize=1)
+def schema_dir() -> Path:
+    """The folder of the schemas: the installed package's copy, else the checkout's ``schemas/``."""
+    package = Path(__file__).resolve().parent
+    for folder in (package / PACKAGED_SCHEMAS, package.parent / "schemas"):
+        if (folder / "manifest.schema.json").is_file():
+            return folder
+    raise GraderError(f"no JSON schemas in {package / PACKAGED_SCHEMAS} or {package.parent / 'schemas'}: "
+                            "a broken install (reinstall the wheel) or checkout")
+
+
 @lru_cache(maxsize=None)
 def validator(name: str, definition: str | None = None) -> jsonschema.protocols.Validator:
     """The checked validator of schema ``name``, or of one of its ``$defs`` (``definition``)."""
-    schema = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+    schema = json.loads((schema_dir() / name).read_text(encoding="utf-8"))
     if definition is not None:
         schema = {"$schema": schema.get("$schema"), "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
     cls = jsonschema.validators.validator_for(schema)

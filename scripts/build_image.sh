@@ -4,7 +4,7 @@
 #   scripts/build_image.sh cpu   # offline: debootstrap base + host-made wheelhouse (CI, CPU users)
 #   scripts/build_image.sh gpu   # Dockerfile.gpu on a public CUDA + PyTorch base (GPU hosts)
 #
-# Images are tagged  $REPO:<variant>-<hash>  (hash of the Dockerfile, the requirements, sandbox/
+# Images are tagged  $REPO:<variant>-<hash>  (hash of the Dockerfile, the requirements and constraints.txt, sandbox/
 # and the base) plus the stable alias  $REPO:<variant>  that the docker provider uses. When the
 # hashed tag exists already the script only re-points the alias: a warm run takes well under a
 # second. Caches (debootstrap rootfs tarball, wheelhouse, build context) live in build/docker/.
@@ -76,7 +76,7 @@ if [ "$variant" = cpu ]; then
   base_key=$(printf '%s\n' "$SUITE" minbase "$INCLUDE" "$(uname -m)" | sha256sum | cut -c1-12)
   BASE=${GRADER_BASE_REPO:-sd-grader-base}:$SUITE-$base_key
   key=$("$PYTHON" docker/inputs_hash.py inputs docker/Dockerfile.cpu docker/requirements.txt \
-        docker/requirements-cpu.txt sandbox --extra "$BASE" | cut -c1-16)
+        docker/requirements-cpu.txt constraints.txt sandbox --extra "$BASE" | cut -c1-16)
   IMAGE=$REPO:cpu-$key
   if [ "${FORCE:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
     finish "$IMAGE"; log "up to date"; exit 0
@@ -104,7 +104,7 @@ if [ "$variant" = cpu ]; then
 
   # 2. Wheelhouse, made on the host (the build itself runs without network).
   req_key=$("$PYTHON" docker/inputs_hash.py inputs docker/requirements.txt docker/requirements-cpu.txt \
-            --extra "$(uname -m)" | cut -c1-12)
+            constraints.txt --extra "$(uname -m)" | cut -c1-12)
   WH=$BUILD_DIR/wheelhouse-cpu-$req_key
   if [ ! -f "$WH/.complete" ]; then
     log "pip download -> $WH"
@@ -121,6 +121,7 @@ if [ "$variant" = cpu ]; then
       grep -v "is ignored: it is neither" "$BUILD_DIR/pip-download.log" | tail -n 30 >&2
       die "pip download failed (log: $BUILD_DIR/pip-download.log)"
     fi
+    "$PYTHON" docker/check_pins.py "$WH.tmp" constraints.txt || die "add the packages above to constraints.txt"
     touch "$WH.tmp/.complete"
     rm -rf "$WH"; mv "$WH.tmp" "$WH"
   fi
@@ -129,6 +130,7 @@ if [ "$variant" = cpu ]; then
   ctx=$BUILD_DIR/ctx-cpu
   rm -rf "$ctx"; mkdir -p "$ctx/docker"
   cp docker/Dockerfile.cpu docker/requirements.txt docker/requirements-cpu.txt "$ctx/docker/"
+  cp constraints.txt "$ctx/"
   copy_sandbox "$ctx"
   cp -al "$WH" "$ctx/wheelhouse" 2>/dev/null || cp -r "$WH" "$ctx/wheelhouse"
   log "docker build $IMAGE (--network none)"
@@ -154,7 +156,7 @@ if [ -n "${BASE_IMAGE:-}" ]; then BASE_ARG=(--build-arg "BASE_IMAGE=$BASE_IMAGE"
 WHEELS=${GRADER_WHEELHOUSE:-docker/wheelhouse}
 wheel_list=""
 if compgen -G "$WHEELS/*.whl" >/dev/null; then wheel_list=$(cd "$WHEELS" && ls -- *.whl | sort | tr '\n' ' '); fi
-key=$("$PYTHON" docker/inputs_hash.py inputs Dockerfile.gpu docker/requirements.txt sandbox \
+key=$("$PYTHON" docker/inputs_hash.py inputs Dockerfile.gpu docker/requirements.txt constraints.txt sandbox \
       --extra "$extra" --extra "$wheel_list" | cut -c1-16)
 IMAGE=$REPO:gpu-$key
 if [ "${FORCE:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
@@ -164,6 +166,7 @@ ctx=$BUILD_DIR/ctx-gpu
 rm -rf "$ctx"; mkdir -p "$ctx/docker/wheelhouse"
 cp Dockerfile.gpu "$ctx/"
 cp docker/requirements.txt "$ctx/docker/"
+cp constraints.txt "$ctx/"
 copy_sandbox "$ctx"
 NET=()
 if [ -n "$wheel_list" ]; then

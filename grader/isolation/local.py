@@ -25,6 +25,7 @@ from typing import Sequence
 
 import psutil
 
+import sandbox as _worker_package
 from grader.errors import SandboxInfraError
 from grader.isolation.contract import (
     ExecResult,
@@ -35,7 +36,7 @@ from grader.isolation.contract import (
 )
 from grader.isolation.output import OOM_MARKERS, CappedOutput
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+WORKER_PACKAGE = Path(_worker_package.__file__).resolve().parent  # sandbox/, in a checkout or installed
 _PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 TOKEN_VAR = "GRADER_RUN_TOKEN"
 
@@ -311,7 +312,7 @@ class LocalSandbox(Sandbox):
         work = self.path("work")
         env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
         env.update({
-            "HOME": work, "TMPDIR": str(Path(work) / "tmp"), "PYTHONPATH": os.pathsep.join([str(_PROJECT_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]),
+            "HOME": work, "TMPDIR": str(Path(work) / "tmp"), "PYTHONPATH": os.pathsep.join([str(WORKER_PACKAGE.parent), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]),
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DIFFUSERS_OFFLINE": "1",
             TOKEN_VAR: token,

@@ -10,7 +10,7 @@ Nothing of the host is there unless it is bound in, and only these are (all read
   (the sandbox user, localhost);
 - the interpreter's prefix and the virtual environment's ``bin``, ``lib`` and ``pyvenv.cfg``, at
   their host paths (the interpreter's RUNPATH and the venv's links name them);
-- the project's ``sandbox/`` package (the worker) at ``/opt/grader/sandbox``, on ``PYTHONPATH``:
+- the ``sandbox`` package (the worker, found by import: the checkout's or the installed one) at ``/opt/grader/sandbox``, on ``PYTHONPATH``:
   not ``grader/``, not the tests, not the task set;
 - the spec's mounts at ``/mnt/<name>`` (``work`` writable);
 - a private, size-capped tmpfs on ``/tmp`` (also ``HOME``) and on ``/dev/shm``, a minimal, read-only
@@ -36,14 +36,13 @@ from pathlib import Path
 from typing import Mapping
 
 from grader.isolation.contract import SandboxSpec
-from grader.isolation.local import _PASSTHROUGH
+from grader.isolation.local import _PASSTHROUGH, WORKER_PACKAGE
 
 SANDBOX_UID = SANDBOX_GID = 10001
 MOUNT_ROOT = "/mnt"
 WORKER_ROOT = "/opt/grader"      # PYTHONPATH inside; the project's sandbox/ is WORKER_ROOT/sandbox
 TMPFS_BYTES = 1 << 30
 SHM_BYTES = 1 << 30
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 _TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _ETC_FROM_HOST = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime")
 _PROC_MASKED = ("timer_list", "sched_debug", "timer_stats", "latency_stats")
@@ -149,7 +148,7 @@ def filesystem_args(spec: SandboxSpec, env: PythonEnv, *, gpu_nodes: list[str], 
             args += ["--symlink", os.readlink(path), path]
         else:
             args += ["--ro-bind", str(Path(path).resolve()), path]
-    args += ["--ro-bind", str(PROJECT_ROOT / "sandbox"), f"{WORKER_ROOT}/sandbox"]
+    args += ["--ro-bind", str(WORKER_PACKAGE), f"{WORKER_ROOT}/sandbox"]
     for name, mount in sorted(spec.mounts.items()):
         args += ["--ro-bind" if mount.read_only else "--bind", str(mount.host_path.resolve()), f"{MOUNT_ROOT}/{name}"]
     args += ["--dev", "/dev", "--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]

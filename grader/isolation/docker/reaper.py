@@ -32,7 +32,7 @@ OWNER_HOST_LABEL = "sd-grader.owner-host"
 OWNER_PID_LABEL = "sd-grader.owner-pid"
 OWNER_START_LABEL = "sd-grader.owner-start"
 REAPER_MODULE = "grader.isolation.docker"  # its __main__ runs reap_main
-_REPO_ROOT = Path(__file__).resolve().parents[3]  # grader/isolation/docker/reaper.py -> the checkout
+IMPORT_ROOT = Path(__file__).resolve().parents[3]  # the folder holding grader/: a checkout or site-packages
 
 _reaper_lock = threading.Lock()
 _reaper: subprocess.Popen | None = None
@@ -66,7 +66,7 @@ def ensure_reaper() -> None:
             _reaper = subprocess.Popen(
                 [sys.executable, "-m", REAPER_MODULE, "--reap", labels[OWNER_PID_LABEL], labels[OWNER_START_LABEL]],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, close_fds=True, cwd=str(_REPO_ROOT),
+                start_new_session=True, close_fds=True, cwd=str(IMPORT_ROOT),
             )
         except OSError:  # without it, atexit and `grader cleanup` remain
             _reaper = None
