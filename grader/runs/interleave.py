@@ -50,7 +50,7 @@ class Turns:
             worker.resume()
 
 
-ABANDON_WAIT = 30.0   # seconds to let an abandoned launch or load notice, before cleaning up anyway
+ABANDON_WAIT = 5.0    # seconds to let an abandoned load notice (it polls every LOAD_POLL), before cleaning up anyway
 
 # NVML stamps a per-process sample at the end of its period (1/6 s to 1 s by product); a sample
 # within this long of a batch's start may still describe work from before it.
@@ -111,11 +111,6 @@ def load_and_warm_up(workers: list[VariantWorker], turns: Turns, timing: TimingC
     cap: list[float] = []
 
     def load(worker: VariantWorker) -> None:
-        # Launched here, not on the main thread: Python ignores an exception raised in an at-fork
-        # callback, so a Ctrl-C that landed while the main thread forked a sandbox would be lost.
-        if worker.abandon_requested:
-            return
-        worker.launch()
         worker.load()
         if worker is reference and worker.alive:
             cap.append(max(timing.load_cap_factor * worker.run.phases["load"], timing.load_cap_floor))
@@ -129,6 +124,12 @@ def load_and_warm_up(workers: list[VariantWorker], turns: Turns, timing: TimingC
         if reference is not None and worker is not reference and not worker.spec.loads_alongside:
             worker.load_cap = lambda: cap[0] if cap else None
     for group in load_groups(workers, timing.load_together):
+        # Launched from this thread: a sandbox may be tied to the thread that started it (bwrap's
+        # --die-with-parent follows the forking thread), and a load thread ends after the load.
+        for worker in group:
+            worker.launch()
+            if stop_on_failure and not worker.alive:
+                return False
         threads = [threading.Thread(target=load, args=(w,), name=f"load-{w.spec.name}", daemon=True) for w in group]
         for thread in threads:
             thread.start()
@@ -139,7 +140,7 @@ def load_and_warm_up(workers: list[VariantWorker], turns: Turns, timing: TimingC
         except BaseException:
             for worker in workers:
                 worker.abandon()
-            for thread in threads:        # a launch under way ends first, so nothing starts after cleanup
+            for thread in threads:        # a load under way notices first, so cleanup does not race it
                 thread.join(ABANDON_WAIT)
             raise
         if stop_on_failure and not all(w.alive for w in group):

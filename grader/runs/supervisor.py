@@ -11,9 +11,12 @@ message and flags. What happens is told through ``on_phase(variant, phase, detai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -53,6 +56,27 @@ def _prepare_dirs(root: Path, module_path: Path) -> tuple[Path, Path]:
     os.chmod(code, 0o755)
     os.chmod(code / module_path.name, 0o644)
     return work, code
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """A Ctrl-C during the block takes effect when it ends.
+
+    Python ignores an exception raised in an at-fork callback, and its signal handlers run on
+    the main thread, so a Ctrl-C landing while the main thread forks a sandbox process was
+    lost: the grading went on. Held, it is raised again once the process has started."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    pending: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if pending:
+            raise KeyboardInterrupt
 
 
 def sleep_until(deadline: float) -> None:
@@ -226,7 +250,8 @@ class VariantWorker:
         self.channel = Channel.create(work / "proto")
         os.chmod(work / "proto", 0o777)
         self.started = time.monotonic()
-        self.proc = self.sandbox.start(["{python}", "-m", "sandbox.worker", "--work", self.sandbox.path("work")])
+        with interrupts_held():
+            self.proc = self.sandbox.start(["{python}", "-m", "sandbox.worker", "--work", self.sandbox.path("work")])
         self.session = WorkerSession(self.proc, self.channel, spec.timeout)
 
     def _load(self) -> None:
@@ -267,10 +292,6 @@ class VariantWorker:
             except WorkerTimeout:
                 if self.session.used >= self.session.budget:
                     raise
-
-    @property
-    def abandon_requested(self) -> bool:
-        return self._abandon
 
     def abandon(self) -> None:
         """Give up this worker's load if it is still loading (another variant failed): it stops

@@ -79,8 +79,11 @@ def test_the_installed_grader_is_the_wheel_not_the_checkout(installed):
     assert Path(found["worker"]) == resolved / "sandbox"
     assert Path(found["schemas"]) == resolved / "grader" / "schemas_data"
     assert found["n_schemas"] == len(list((ROOT / "schemas").glob("*.schema.json"))) > 0
+    venv = Path(sys.prefix).resolve()   # the dependencies' site-packages (with -S, no editable .pth is read)
     for entry in found["path"]:
-        assert not (entry and Path(entry).resolve().is_relative_to(ROOT)), f"the checkout is on sys.path: {entry}"
+        path = Path(entry).resolve() if entry else None
+        assert not (path and path.is_relative_to(ROOT) and not path.is_relative_to(venv)), \
+            f"the checkout is on sys.path: {entry}"
     for name in ("data/prompts.txt", "data/prompt_context.txt", "data/reference_template.py.tmpl"):
         assert (resolved / "grader" / name).is_file(), name
 
