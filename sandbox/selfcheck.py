@@ -123,6 +123,6 @@ def main(work: Path | None, require_cuda: bool) -> int:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
-    sys.stdout.write(json.dumps(report, sort_keys=True) + "\n")
+    sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
     return 0 if report["ok"] else 1
