@@ -292,8 +292,17 @@ class Worker:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="grader worker (runs inside the sandbox)")
-    parser.add_argument("--work", required=True, type=Path)
+    parser.add_argument("--work", type=Path, help="the run's work folder (the FIFOs and worker_config.json)")
+    parser.add_argument("--self-check", action="store_true",
+                        help="check this image instead of serving (sandbox/selfcheck.py): one JSON line, exit 0/1")
+    parser.add_argument("--require-cuda", action="store_true", help="with --self-check: no usable GPU is a failure")
     args = parser.parse_args(argv)
+    if args.self_check:
+        from sandbox import selfcheck
+
+        return selfcheck.main(args.work, args.require_cuda)
+    if args.work is None:
+        parser.error("--work is required (or --self-check)")
     # Whatever the module prints goes to stderr; stdout is not part of the protocol.
     os.dup2(2, 1)
     seccomp = confine.install()  # before anything untrusted: the hello says how it went

@@ -2,7 +2,7 @@
 # Build a sandbox image, only when its inputs changed.
 #
 #   scripts/build_image.sh cpu   # offline: debootstrap base + host-made wheelhouse (CI, CPU users)
-#   scripts/build_image.sh gpu   # Dockerfile.gpu on a public CUDA + PyTorch base (GPU hosts)
+#   scripts/build_image.sh gpu   # offline too: Dockerfile.gpu on a CUDA + PyTorch base (GPU hosts)
 #
 # Images are tagged  $REPO:<variant>-<hash>  (hash of the Dockerfile, the requirements and constraints.txt, sandbox/
 # and the base) plus the stable alias  $REPO:<variant>  that the docker provider uses. When the
@@ -14,7 +14,7 @@
 # PYTHON (the interpreter that runs `pip download`; default .venv/bin/python, else python3),
 # PIP_DOWNLOAD_ARGS (extra `pip download` arguments, e.g. an index for torch's +cpu build),
 # DEBIAN_MIRROR (debootstrap mirror), BASE_IMAGE (gpu: the CUDA + PyTorch base),
-# GRADER_WHEELHOUSE (gpu: a folder of wheels for an offline build), FORCE=1 (rebuild anyway).
+# GRADER_WHEELHOUSE (gpu: a folder of wheels instead of downloading them), FORCE=1 (rebuild anyway).
 set -euo pipefail
 variant=${1:-}
 case "$variant" in cpu|gpu) ;; *) echo "usage: $0 cpu|gpu" >&2; exit 2 ;; esac
@@ -150,14 +150,50 @@ if [ "$variant" = cpu ]; then
 fi
 
 # ---- gpu ----------------------------------------------------------------------------------
-BASE_ARG=()
-extra=default-base
-if [ -n "${BASE_IMAGE:-}" ]; then BASE_ARG=(--build-arg "BASE_IMAGE=$BASE_IMAGE"); extra=$BASE_IMAGE; fi
-WHEELS=${GRADER_WHEELHOUSE:-docker/wheelhouse}
-wheel_list=""
-if compgen -G "$WHEELS/*.whl" >/dev/null; then wheel_list=$(cd "$WHEELS" && ls -- *.whl | sort | tr '\n' ' '); fi
+# Offline like the CPU image: the base is pulled once when it is not local (the only registry
+# step), the wheels for docker/requirements.txt are downloaded on the host for the base's own
+# Python and glibc (or taken from GRADER_WHEELHOUSE), and the build runs with --network none.
+BASE=${BASE_IMAGE:-pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime}
+if ! docker image inspect "$BASE" >/dev/null 2>&1; then
+  log "docker pull $BASE"
+  docker pull --quiet "$BASE" >/dev/null || die "base image $BASE is not local and cannot be pulled (set BASE_IMAGE)"
+fi
+base_id=$(docker image inspect --format '{{.Id}}' "$BASE")
+if [ -n "${GRADER_WHEELHOUSE:-}" ]; then
+  WH=$GRADER_WHEELHOUSE
+  [ -d "$WH" ] || die "GRADER_WHEELHOUSE=$WH is not a folder"
+else
+  # The base's interpreter and glibc decide which wheels fit: ask it (offline, as root, no entrypoint).
+  target=$(docker run --rm --network none --user 0:0 --entrypoint python "$BASE" -c \
+    'import platform, sys; print(f"{sys.version_info[0]}{sys.version_info[1]}", platform.libc_ver()[1] or "2.17", platform.machine())') \
+    || die "cannot run python in $BASE"
+  read -r pyver glibc arch <<<"$target"
+  req_key=$("$PYTHON" docker/inputs_hash.py inputs docker/requirements.txt constraints.txt --extra "$pyver $glibc $arch" | cut -c1-12)
+  WH=$BUILD_DIR/wheelhouse-gpu-$req_key
+  if [ ! -f "$WH/.complete" ]; then
+    log "pip download -> $WH (cp$pyver, glibc $glibc, $arch)"
+    rm -rf "$WH.tmp"; mkdir -p "$WH.tmp"
+    plat=()
+    for m in $(seq "${glibc#*.}" -1 5); do plat+=(--platform "manylinux_2_${m}_$arch"); done
+    plat+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --platform "manylinux1_$arch")
+    # --no-deps: requirements.txt pins its whole closure except torch, which the base has; resolving
+    # would fetch a CUDA torch and its nvidia-* wheels (3 GB) that the image never installs.
+    # shellcheck disable=SC2086
+    if ! "$PYTHON" -m pip download --disable-pip-version-check --only-binary=:all: --no-deps \
+        --python-version "$pyver" --implementation cp --abi "cp$pyver" "${plat[@]}" \
+        -d "$WH.tmp" -r docker/requirements.txt ${PIP_DOWNLOAD_ARGS:-} >"$BUILD_DIR/pip-download-gpu.log" 2>&1; then
+      grep -v "is ignored: it is neither" "$BUILD_DIR/pip-download-gpu.log" | tail -n 30 >&2
+      die "pip download failed (log: $BUILD_DIR/pip-download-gpu.log)"
+    fi
+    touch "$WH.tmp/.complete"
+    rm -rf "$WH"; mv "$WH.tmp" "$WH"
+  fi
+fi
+compgen -G "$WH/*.whl" >/dev/null || die "no wheels in $WH"
+# torch comes from the base: a torch wheel in the wheelhouse (the CPU one's, say) is left out.
+wheel_list=$(cd "$WH" && ls -- *.whl | grep -v -E '^torch-' | sort | tr '\n' ' ')
 key=$("$PYTHON" docker/inputs_hash.py inputs Dockerfile.gpu docker/requirements.txt constraints.txt sandbox \
-      --extra "$extra" --extra "$wheel_list" | cut -c1-16)
+      --extra "$base_id" --extra "$wheel_list" | cut -c1-16)
 IMAGE=$REPO:gpu-$key
 if [ "${FORCE:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
   finish "$IMAGE"; log "up to date"; exit 0
@@ -168,16 +204,13 @@ cp Dockerfile.gpu "$ctx/"
 cp docker/requirements.txt "$ctx/docker/"
 cp constraints.txt "$ctx/"
 copy_sandbox "$ctx"
-NET=()
-if [ -n "$wheel_list" ]; then
-  cp "$WHEELS"/*.whl "$ctx/docker/wheelhouse/"
-  NET=(--network none)
-  log "offline build from $WHEELS"
-fi
-log "docker build $IMAGE"
-quiet docker build "${NET[@]}" --file "$ctx/Dockerfile.gpu" "${BASE_ARG[@]}" \
+for wheel in $wheel_list; do
+  ln "$WH/$wheel" "$ctx/docker/wheelhouse/" 2>/dev/null || cp "$WH/$wheel" "$ctx/docker/wheelhouse/"
+done
+log "docker build $IMAGE on $BASE (--network none)"
+quiet docker build --network none --file "$ctx/Dockerfile.gpu" --build-arg "BASE_IMAGE=$BASE" \
   --label "sd-grader.inputs-hash=$key" --label "sd-grader.sandbox-hash=$sbx_hash" \
-  --label "sd-grader.variant=gpu" --tag "$IMAGE" "$ctx"
+  --label "sd-grader.variant=gpu" --label "sd-grader.base=$BASE" --tag "$IMAGE" "$ctx"
 rm -rf "$ctx"
 finish "$IMAGE"
 prune_old "$IMAGE"

@@ -55,6 +55,20 @@ def _host_memory() -> int:
     return psutil.virtual_memory().total
 
 
+def device_requests(gpu: str | None, wants_gpu: bool) -> list:
+    """The ``device_requests`` of a container: the GPUs ``gpu`` names (``"1"``, ``"0,1"``, a UUID),
+    else any one GPU when the run wants CUDA, else none. Inside, the devices are renumbered from 0,
+    so no ``CUDA_VISIBLE_DEVICES`` is passed along."""
+    if gpu is not None:
+        ids = [g.strip() for g in str(gpu).split(",") if g.strip()]
+        if not ids:
+            raise ValueError(f"GPU selection {gpu!r} names no GPU")
+        return [docker_py.types.DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]
+    if wants_gpu:
+        return [docker_py.types.DeviceRequest(count=1, capabilities=[["gpu"]])]
+    return []
+
+
 @register("docker")
 class DockerSandbox(Sandbox):
     isolated = True
@@ -175,11 +189,9 @@ class DockerSandbox(Sandbox):
             kwargs["nano_cpus"] = int(limits.cpus * 1e9)
         if limits.cpuset:
             kwargs["cpuset_cpus"] = ",".join(str(c) for c in limits.cpuset)
-        if spec.gpu is not None:
-            kwargs["device_requests"] = [docker_py.types.DeviceRequest(
-                device_ids=[g.strip() for g in str(spec.gpu).split(",") if g.strip()], capabilities=[["gpu"]])]
-        elif self.wants_gpu:
-            kwargs["device_requests"] = [docker_py.types.DeviceRequest(count=1, capabilities=[["gpu"]])]
+        requests = device_requests(spec.gpu, self.wants_gpu)
+        if requests:
+            kwargs["device_requests"] = requests
         return kwargs
 
     def _prepare_work(self) -> None:
