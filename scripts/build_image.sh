@@ -176,12 +176,15 @@ else
     plat=()
     for m in $(seq "${glibc#*.}" -1 5); do plat+=(--platform "manylinux_2_${m}_$arch"); done
     plat+=(--platform "manylinux2014_$arch" --platform "manylinux2010_$arch" --platform "manylinux1_$arch")
-    # --no-deps: requirements.txt pins its whole closure except torch, which the base has; resolving
-    # would fetch a CUDA torch and its nvidia-* wheels (3 GB) that the image never installs.
+    # --no-deps, of every pin in constraints.txt but torch (which the base has): resolving the
+    # requirements would fetch a CUDA torch and its nvidia-* wheels (3 GB) that the image never
+    # installs. The pins hold the requirements' whole closure (and the grader's, which the image
+    # install leaves out: it installs docker/requirements.txt from this wheelhouse).
+    grep -v -E '^[[:space:]]*(#|$)' constraints.txt | grep -v -i -E '^torch==' >"$BUILD_DIR/gpu-pins.txt"
     # shellcheck disable=SC2086
     if ! "$PYTHON" -m pip download --disable-pip-version-check --only-binary=:all: --no-deps \
         --python-version "$pyver" --implementation cp --abi "cp$pyver" "${plat[@]}" \
-        -d "$WH.tmp" -r docker/requirements.txt ${PIP_DOWNLOAD_ARGS:-} >"$BUILD_DIR/pip-download-gpu.log" 2>&1; then
+        -d "$WH.tmp" -r "$BUILD_DIR/gpu-pins.txt" ${PIP_DOWNLOAD_ARGS:-} >"$BUILD_DIR/pip-download-gpu.log" 2>&1; then
       grep -v "is ignored: it is neither" "$BUILD_DIR/pip-download-gpu.log" | tail -n 30 >&2
       die "pip download failed (log: $BUILD_DIR/pip-download-gpu.log)"
     fi

@@ -147,7 +147,7 @@ def test_self_check_fails_where_a_gpu_is_required_and_absent(gpu_image):
 
 
 def _pinned(name: str) -> str:
-    for line in (ROOT / "docker" / "requirements.txt").read_text().splitlines():
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
         if line.lower().startswith(name.lower() + "=="):
             return line.split("==", 1)[1].strip()
-    raise AssertionError(f"{name} is not pinned in docker/requirements.txt")
+    raise AssertionError(f"{name} is not pinned in constraints.txt")

@@ -103,7 +103,7 @@ def test_a_wheelhouse_package_not_pinned_is_refused(tmp_path):
 def test_constraints_is_an_input_of_every_image_hash():
     script = (ROOT / "scripts" / "build_image.sh").read_text()
     calls = re.findall(r"inputs_hash\.py inputs ((?:[^\n]*\\\n)*[^\n]*)", script)
-    assert len(calls) == 3   # the CPU image, its wheelhouse, the GPU image
+    assert len(calls) == 4   # the CPU image, its wheelhouse, the GPU wheelhouse, the GPU image
     assert all("constraints.txt" in call for call in calls), calls
     assert "docker/check_pins.py" in script
     assert "COPY constraints.txt" in (ROOT / "docker" / "Dockerfile.cpu").read_text()
