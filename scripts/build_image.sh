@@ -3,6 +3,7 @@
 #
 #   scripts/build_image.sh cpu   # offline: debootstrap base + host-made wheelhouse (CI, CPU users)
 #   scripts/build_image.sh gpu   # offline too: Dockerfile.gpu on a CUDA + PyTorch base (GPU hosts)
+#   scripts/build_image.sh cpu-wheelhouse   # only the CPU wheelhouse (made when missing); prints its path
 #
 # Images are tagged  $REPO:<variant>-<hash>  (hash of the Dockerfile, the requirements and constraints.txt, sandbox/
 # and the base) plus the stable alias  $REPO:<variant>  that the docker provider uses. When the
@@ -17,7 +18,7 @@
 # GRADER_WHEELHOUSE (gpu: a folder of wheels instead of downloading them), FORCE=1 (rebuild anyway).
 set -euo pipefail
 variant=${1:-}
-case "$variant" in cpu|gpu) ;; *) echo "usage: $0 cpu|gpu" >&2; exit 2 ;; esac
+case "$variant" in cpu|gpu|cpu-wheelhouse) ;; *) echo "usage: $0 cpu|gpu|cpu-wheelhouse" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
 
@@ -34,7 +35,7 @@ die() { log "error: $*"; exit 1; }
 command -v docker >/dev/null || die "no docker client; install the engine (apt-get install docker.io) or run scripts/ci_docker.sh"
 docker info >/dev/null 2>&1 || die "the Docker daemon does not answer; start it (scripts/ci_docker.sh does) and check your access to /var/run/docker.sock"
 mkdir -p "$BUILD_DIR"
-exec 9>"$BUILD_DIR/.lock-$variant"
+exec 9>"$BUILD_DIR/.lock-${variant%-wheelhouse}"
 flock 9   # two builds of one variant at once would race on the caches
 
 sbx_hash=$("$PYTHON" docker/inputs_hash.py sandbox)
@@ -69,6 +70,38 @@ finish() {  # image tag
   log "$REPO:$variant -> $1 ($id)"
 }
 
+# The CPU image's wheelhouse, made on the host (the build itself runs without network): sets WH.
+make_cpu_wheelhouse() {
+  req_key=$("$PYTHON" docker/inputs_hash.py inputs docker/requirements.txt docker/requirements-cpu.txt \
+            constraints.txt --extra "$(uname -m)" | cut -c1-12)
+  WH=$BUILD_DIR/wheelhouse-cpu-$req_key
+  if [ ! -f "$WH/.complete" ]; then
+    log "pip download -> $WH"
+    rm -rf "$WH.tmp"; mkdir -p "$WH.tmp"
+    # pip does not expand --platform to older manylinux tags: list every tag bookworm's glibc
+    # (2.36) runs, so the wheelhouse fits the image whatever Python the host has.
+    plat=()
+    for m in $(seq 36 -1 5); do plat+=(--platform "manylinux_2_${m}_$(uname -m)"); done
+    plat+=(--platform "manylinux2014_$(uname -m)" --platform "manylinux2010_$(uname -m)" --platform "manylinux1_$(uname -m)")
+    # shellcheck disable=SC2086
+    if ! "$PYTHON" -m pip download --disable-pip-version-check --only-binary=:all: \
+        --python-version 3.11 --implementation cp --abi cp311 "${plat[@]}" \
+        -d "$WH.tmp" -r docker/requirements-cpu.txt ${PIP_DOWNLOAD_ARGS:-} >"$BUILD_DIR/pip-download.log" 2>&1; then
+      grep -v "is ignored: it is neither" "$BUILD_DIR/pip-download.log" | tail -n 30 >&2
+      die "pip download failed (log: $BUILD_DIR/pip-download.log)"
+    fi
+    "$PYTHON" docker/check_pins.py "$WH.tmp" constraints.txt || die "add the packages above to constraints.txt"
+    touch "$WH.tmp/.complete"
+    rm -rf "$WH"; mv "$WH.tmp" "$WH"
+  fi
+}
+
+if [ "$variant" = cpu-wheelhouse ]; then
+  make_cpu_wheelhouse
+  echo "$WH"
+  exit 0
+fi
+
 if [ "$variant" = cpu ]; then
   SUITE=bookworm
   INCLUDE=python3,python3-venv
@@ -102,29 +135,7 @@ if [ "$variant" = cpu ]; then
     docker import --change 'CMD ["/bin/bash"]' "$rootfs" "$BASE" >/dev/null
   fi
 
-  # 2. Wheelhouse, made on the host (the build itself runs without network).
-  req_key=$("$PYTHON" docker/inputs_hash.py inputs docker/requirements.txt docker/requirements-cpu.txt \
-            constraints.txt --extra "$(uname -m)" | cut -c1-12)
-  WH=$BUILD_DIR/wheelhouse-cpu-$req_key
-  if [ ! -f "$WH/.complete" ]; then
-    log "pip download -> $WH"
-    rm -rf "$WH.tmp"; mkdir -p "$WH.tmp"
-    # pip does not expand --platform to older manylinux tags: list every tag bookworm's glibc
-    # (2.36) runs, so the wheelhouse fits the image whatever Python the host has.
-    plat=()
-    for m in $(seq 36 -1 5); do plat+=(--platform "manylinux_2_${m}_$(uname -m)"); done
-    plat+=(--platform "manylinux2014_$(uname -m)" --platform "manylinux2010_$(uname -m)" --platform "manylinux1_$(uname -m)")
-    # shellcheck disable=SC2086
-    if ! "$PYTHON" -m pip download --disable-pip-version-check --only-binary=:all: \
-        --python-version 3.11 --implementation cp --abi cp311 "${plat[@]}" \
-        -d "$WH.tmp" -r docker/requirements-cpu.txt ${PIP_DOWNLOAD_ARGS:-} >"$BUILD_DIR/pip-download.log" 2>&1; then
-      grep -v "is ignored: it is neither" "$BUILD_DIR/pip-download.log" | tail -n 30 >&2
-      die "pip download failed (log: $BUILD_DIR/pip-download.log)"
-    fi
-    "$PYTHON" docker/check_pins.py "$WH.tmp" constraints.txt || die "add the packages above to constraints.txt"
-    touch "$WH.tmp/.complete"
-    rm -rf "$WH"; mv "$WH.tmp" "$WH"
-  fi
+  make_cpu_wheelhouse
 
   # 3. The image, built with --network none.
   ctx=$BUILD_DIR/ctx-cpu
