@@ -106,3 +106,20 @@ def prompt_file(path: Path, n: int = 40) -> Path:
     styles = ["oil painting", "photo", "pencil sketch", "watercolor", "pixel art"]
     lines = [f"a {styles[i % len(styles)]} of a {subjects[i % len(subjects)]}, variation {i}" for i in range(n)]
     return write(path, "\n".join(lines) + "\n")
+
+
+def grade_args(tmp_path: Path, ids: str | tuple[str, ...] = ("1",), per_image: float = 0.005,
+               missing_experiment: tuple[str, ...] = ()) -> list[str]:
+    """``grader grade`` arguments for a submission of pipeline-free modules (one task per id) and the
+    timing options that keep its grading to seconds; ``missing_experiment`` ids have no experiment file."""
+    tasks = task_set(tmp_path / "tasks", [{"prompt_id": pid, "gt": sleepy(per_image)} for pid in ids])
+    sub = tmp_path / "sub"
+    for pid in ids:
+        write(sub / f"{pid}_baseline.py", sleepy(per_image))
+        if pid not in missing_experiment:
+            write(sub / f"{pid}_experiment.py", sleepy(per_image))
+        write(sub / f"{pid}_metrics.json", metrics(1.0))
+    write(tmp_path / "models" / "model_index.json", "{}")
+    return [str(sub), "--tasks", str(tasks), "--model-dir", str(tmp_path / "models"), "--out", str(tmp_path / "run"),
+            "--prompts", str(prompt_file(tmp_path / "prompts.txt")), "--batch-size", "2", "--warmup-batches", "1",
+            "--min-batches", "2", "--max-batches", "2", "--quality-batches", "1", "--target-ci", "0.5"]

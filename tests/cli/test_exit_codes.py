@@ -169,20 +169,10 @@ def test_exit_codes_as_a_real_process(tmp_path):
 
 
 def _grade_inputs(tmp_path: Path, per_image: float = 0.005, missing: bool = False) -> list[str]:
-    from support import prompt_file, sleepy
+    """Two tasks; with ``missing`` the second has no experiment file."""
+    from support import grade_args
 
-    tasks = task_set(tmp_path / "tasks", [{"prompt_id": pid, "gt": sleepy(per_image)} for pid in "12"])
-    sub = tmp_path / "sub"
-    for pid in "12":
-        write(sub / f"{pid}_baseline.py", sleepy(per_image))
-        write(sub / f"{pid}_experiment.py", sleepy(per_image))
-        write(sub / f"{pid}_metrics.json", metrics(1.0))
-    if missing:
-        (sub / "2_experiment.py").unlink()
-    write(tmp_path / "models" / "model_index.json", "{}")
-    return [str(sub), "--tasks", str(tasks), "--model-dir", str(tmp_path / "models"), "--out", str(tmp_path / "run"),
-            "--prompts", str(prompt_file(tmp_path / "prompts.txt")), "--batch-size", "2", "--warmup-batches", "1",
-            "--min-batches", "2", "--max-batches", "2", "--quality-batches", "1", "--target-ci", "0.5"]
+    return grade_args(tmp_path, ("1", "2"), per_image, missing_experiment=("2",) if missing else ())
 
 
 @pytest.mark.slow

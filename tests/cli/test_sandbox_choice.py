@@ -54,17 +54,9 @@ def test_auto_is_the_default_and_bwrap_a_choice():
 
 
 def _grade_inputs(tmp_path: Path) -> list[str]:
-    from support import metrics, prompt_file, sleepy, task_set, write
+    from support import grade_args
 
-    tasks = task_set(tmp_path / "tasks", [{"prompt_id": "1", "gt": sleepy(0.005)}])
-    sub = tmp_path / "sub"
-    write(sub / "1_baseline.py", sleepy(0.005))
-    write(sub / "1_experiment.py", sleepy(0.005))
-    write(sub / "1_metrics.json", metrics(1.0))
-    write(tmp_path / "models" / "model_index.json", "{}")
-    return [str(sub), "--tasks", str(tasks), "--model-dir", str(tmp_path / "models"), "--out", str(tmp_path / "run"),
-            "--prompts", str(prompt_file(tmp_path / "prompts.txt")), "--batch-size", "2", "--warmup-batches", "1",
-            "--min-batches", "2", "--max-batches", "2", "--quality-batches", "1", "--target-ci", "0.5"]
+    return grade_args(tmp_path)
 
 
 @pytest.mark.slow

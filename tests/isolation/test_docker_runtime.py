@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support import metrics, prompt_file, sleepy, task_set, write
+from support import grade_args
 
 from grader import cli
 from grader.commands import doctor
@@ -24,15 +24,7 @@ from grader.isolation import Mount, SandboxSpec, get
 
 def _inputs(tmp_path: Path) -> list[str]:
     """A one-task submission of fast pipeline-free modules and the options that keep its grading short."""
-    tasks = task_set(tmp_path / "tasks", [{"prompt_id": "1", "gt": sleepy(0.005)}])
-    sub = tmp_path / "sub"
-    write(sub / "1_baseline.py", sleepy(0.005))
-    write(sub / "1_experiment.py", sleepy(0.005))
-    write(sub / "1_metrics.json", metrics(1.0))
-    write(tmp_path / "models" / "model_index.json", "{}")
-    return [str(sub), "--tasks", str(tasks), "--model-dir", str(tmp_path / "models"), "--out", str(tmp_path / "run"),
-            "--prompts", str(prompt_file(tmp_path / "prompts.txt")), "--batch-size", "2", "--warmup-batches", "1",
-            "--min-batches", "2", "--max-batches", "2", "--quality-batches", "1", "--target-ci", "0.5"]
+    return grade_args(tmp_path)
 
 
 # ----------------------------------------------------------------------------- real engine
