@@ -87,9 +87,9 @@ def register(sub) -> None:
     quality.add_argument("--clip-tolerance", type=float, default=q.clip_tolerance,
                          help=f"CLIP score points (default: {q.clip_tolerance})")
     quality.add_argument("--ssim-tolerance", type=float, default=q.ssim_tolerance,
-                         help=f"SSIM against the baseline's images (default: {q.ssim_tolerance})")
+                         help=f"SSIM against the reference baseline's images (default: {q.ssim_tolerance})")
     quality.add_argument("--psnr-tolerance", type=float, default=None, metavar="DB",
-                         help="PSNR in dB against the baseline's images (default: no PSNR check)")
+                         help="PSNR in dB against the reference baseline's images (default: no PSNR check)")
 
     output = grade.add_argument_group("output and tuning")
     output.add_argument("--out", type=Path, required=True,
