@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures import tiny_models  # noqa: F401 - pytest fixture
 from support import grade_args
 
 from grader import cli
@@ -93,7 +94,7 @@ def test_the_container_gets_the_runtime_and_an_unknown_one_is_refused_by_the_pro
 
 
 @pytest.mark.docker
-def test_doctor_reports_gvisor_and_the_runtime_that_will_be_used(capsys):
+def test_doctor_reports_gvisor_and_the_runtime_that_will_be_used(capsys, tiny_models):
     from grader.isolation import docker as docker_sandbox
 
     names, default = docker_sandbox.runtimes()
@@ -103,7 +104,9 @@ def test_doctor_reports_gvisor_and_the_runtime_that_will_be_used(capsys):
     assert f"containers will run with {default} (the engine's default)" in checks["docker runtime"].detail
     asked = {c.name: c for c in doctor.doctor_checks("cpu", docker_runtime="no-such-runtime")}
     assert asked["docker runtime"].status == doctor.FAIL and "runc" in asked["docker runtime"].detail
-    assert cli.main(["doctor", "--device", "cpu", "--docker-runtime", "no-such-runtime"]) == 1
+    # Folders that pass, so the runtime is the one failure: exit 1 (a folder failure would be 2).
+    folders = ["--model-dir", str(tiny_models), "--clip-model", str(tiny_models / "clip")]
+    assert cli.main(["doctor", "--device", "cpu", *folders, "--docker-runtime", "no-such-runtime"]) == 1
     printed = capsys.readouterr().out
     assert "gVisor (runsc)" in printed and "'no-such-runtime' is not registered" in printed
 
