@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import confine, worker
-from sandbox.protocol import Channel
+from sandbox import confine
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOW, DENY = confine.SECCOMP_RET_ALLOW, confine.SECCOMP_RET_ERRNO | errno.EPERM
@@ -153,27 +152,15 @@ def test_a_refused_filter_is_reported_and_confine_does_not_run_the_command(monke
 
 
 @needs_filter
-def test_the_worker_says_in_its_hello_that_the_filter_is_installed(tmp_path):
+def test_the_worker_says_in_its_hello_that_the_filter_is_installed(worker_process):
     from grader import schemas
 
-    work = tmp_path / "work"
-    work.mkdir()
-    module = tmp_path / "m.py"
-    module.write_text("def load_pipeline():\n    return lambda **kw: None\n")
-    (work / worker.CONFIG_FILE).write_text(json.dumps({"module_path": str(module), "device": "cpu",
-                                                       "model_dir": str(tmp_path)}))
-    channel = Channel.create(work / "proto")
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.worker", "--work", str(work)], cwd=ROOT)
-    try:
-        hello = channel.recv(120)
-        assert hello is not None and hello["type"] == "hello", hello
-        schemas.validate("run_result.schema.json", hello, source="test")
-        assert hello["seccomp"]["status"] == "installed", hello
-        channel.send({"op": "stop"})
-    finally:
-        proc.kill()
-        proc.wait(30)
-        channel.close()
+    channel, _ = worker_process
+    hello = channel.recv(120)
+    assert hello is not None and hello["type"] == "hello", hello
+    schemas.validate("run_result.schema.json", hello, source="test")
+    assert hello["seccomp"]["status"] == "installed", hello
+    channel.send({"op": "stop"})
 
 
 @needs_filter

@@ -3,19 +3,14 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
 from sandbox import worker
-from sandbox.protocol import Channel
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _validate(message: dict) -> None:
@@ -25,26 +20,13 @@ def _validate(message: dict) -> None:
 
 
 @pytest.fixture
-def cpu_worker(tmp_path):
-    """A real worker process on CPU around a pipeline-free module: (channel, process)."""
-    work = tmp_path / "work"
-    work.mkdir()
-    module = tmp_path / "m.py"
-    module.write_text("def load_pipeline():\n    return lambda **kw: None\n")
-    (work / worker.CONFIG_FILE).write_text(json.dumps({"module_path": str(module), "device": "cpu",
-                                                         "model_dir": str(tmp_path)}))
-    channel = Channel.create(work / "proto")
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.worker", "--work", str(work)], cwd=ROOT)
-    try:
-        for kind in ("hello", "ready"):
-            message = channel.recv(120)
-            assert message is not None and message["type"] == kind, message
-        yield channel, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        channel.close()
+def cpu_worker(worker_process):
+    """A real worker process on CPU around a pipeline-free module, loaded: (channel, process)."""
+    channel, proc = worker_process
+    for kind in ("hello", "ready"):
+        message = channel.recv(120)
+        assert message is not None and message["type"] == kind, message
+    return channel, proc
 
 
 def test_quiet_on_cpu_answers_at_once_and_the_worker_serves_on(cpu_worker):

@@ -1,0 +1,35 @@
+"""A real worker process on CPU around a pipeline-free module, for the worker's own tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox import worker
+from sandbox.protocol import Channel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def worker_process(tmp_path):
+    """(channel, process) of a started worker, before its hello is read; killed afterwards."""
+    work = tmp_path / "work"
+    work.mkdir()
+    module = tmp_path / "m.py"
+    module.write_text("def load_pipeline():\n    return lambda **kw: None\n")
+    (work / worker.CONFIG_FILE).write_text(json.dumps({"module_path": str(module), "device": "cpu",
+                                                       "model_dir": str(tmp_path)}))
+    channel = Channel.create(work / "proto")
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox.worker", "--work", str(work)], cwd=ROOT)
+    try:
+        yield channel, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        channel.close()
