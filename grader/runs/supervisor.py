@@ -101,7 +101,6 @@ class VariantWorker:
         self.timed_seconds = 0.0
         self.next_index = 0
         self.done = False
-        self.load_timeout = timing.load_timeout
         # The cap on this worker's load time, once known: set by the interleaving when the GT has
         # loaded, which may be while this worker is still loading beside it.
         self.load_cap: Callable[[], float | None] = lambda: None
@@ -279,10 +278,11 @@ class VariantWorker:
                 self.abandoned = self.done = True
                 return None
             cap = cap_of()
-            limit = min(self.load_timeout, cap) if cap is not None else self.load_timeout
+            timeout = self.timing.load_timeout
+            limit = min(timeout, cap) if cap is not None else timeout
             left = since + limit - time.monotonic()
             if left <= 0:
-                if cap is not None and cap < self.load_timeout:
+                if cap is not None and cap < timeout:
                     raise WorkerTimeout(f"no answer within {limit:.0f}s while {what} (load time capped at "
                                         f"{cap:.0f}s: {self.timing.load_cap_factor:g}x the GT's load time)",
                                         flags=("load_cap_exceeded",))
