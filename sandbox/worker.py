@@ -321,5 +321,19 @@ def main(argv: list[str] | None = None) -> int:
         channel.close()
 
 
+def exit_now(code: int) -> None:
+    """End the process at once with ``code``, once stdout and stderr are flushed.
+
+    The grader has every answer by now. A normal interpreter exit would tear torch and the
+    module down (seconds on a GPU: the grader then kills the worker after waiting) and run
+    whatever exit handlers the module registered; neither is wanted."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

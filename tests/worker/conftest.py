@@ -16,12 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def worker_process(tmp_path):
+def worker_module() -> str:
+    """The module the worker loads (a test file overrides this fixture for another one)."""
+    return "def load_pipeline():\n    return lambda **kw: None\n"
+
+
+@pytest.fixture
+def worker_process(tmp_path, worker_module):
     """(channel, process) of a started worker, before its hello is read; killed afterwards."""
     work = tmp_path / "work"
     work.mkdir()
     module = tmp_path / "m.py"
-    module.write_text("def load_pipeline():\n    return lambda **kw: None\n")
+    module.write_text(worker_module)
     (work / worker.CONFIG_FILE).write_text(json.dumps({"module_path": str(module), "device": "cpu",
                                                        "model_dir": str(tmp_path)}))
     channel = Channel.create(work / "proto")
