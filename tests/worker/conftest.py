@@ -39,3 +39,13 @@ def worker_process(tmp_path, worker_module):
             proc.kill()
         proc.wait(30)
         channel.close()
+
+
+@pytest.fixture
+def cpu_worker(worker_process):
+    """The started worker once it has said hello and loaded: (channel, process)."""
+    channel, proc = worker_process
+    for kind in ("hello", "ready"):
+        message = channel.recv(120)
+        assert message is not None and message["type"] == kind, message
+    return channel, proc

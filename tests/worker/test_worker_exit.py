@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
-import time
 
 import pytest
 
@@ -26,17 +25,13 @@ def worker_module(tmp_path) -> str:
     ''')
 
 
-def test_stop_ends_the_worker_at_once_without_the_modules_exit_handlers(worker_process, tmp_path):
-    channel, proc = worker_process
-    for kind in ("hello", "ready"):
-        message = channel.recv(120)
-        assert message is not None and message["type"] == kind, message
+def test_stop_ends_the_worker_at_once_without_the_modules_exit_handlers(cpu_worker, tmp_path):
+    channel, proc = cpu_worker
     channel.send({"op": "stop"})
     assert channel.recv(30) == {"type": "bye"}
-    began = time.monotonic()
     try:
         code = proc.wait(10)   # a normal exit would wait for the module's thread: an hour
     except subprocess.TimeoutExpired:
         pytest.fail("the worker did not exit within 10 s of its bye")
-    assert code == 0 and time.monotonic() - began < 10
+    assert code == 0
     assert not (tmp_path / "atexit-ran").exists()

@@ -19,16 +19,6 @@ def _validate(message: dict) -> None:
     schemas.validate("run_result.schema.json", message, source="test")
 
 
-@pytest.fixture
-def cpu_worker(worker_process):
-    """A real worker process on CPU around a pipeline-free module, loaded: (channel, process)."""
-    channel, proc = worker_process
-    for kind in ("hello", "ready"):
-        message = channel.recv(120)
-        assert message is not None and message["type"] == kind, message
-    return channel, proc
-
-
 def test_quiet_on_cpu_answers_at_once_and_the_worker_serves_on(cpu_worker):
     channel, proc = cpu_worker
     for _ in range(2):
